@@ -1,0 +1,3 @@
+//! OCI and Docker image types.
+pub mod digest;
+pub use digest::Digest;
