@@ -42,7 +42,7 @@ fn descriptors(image: &BuiltImage, ref_names: &[String]) -> Vec<Value> {
         .collect()
 }
 
-fn new_index(manifests: Vec<Value>) -> Value {
+fn new_index(manifests: &[Value]) -> Value {
     json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
@@ -85,7 +85,7 @@ pub fn write_oci_layout(
         }
     });
     manifests.extend(descriptors(image, ref_names));
-    let index = serde_json::to_vec_pretty(&new_index(manifests)).expect("JSON values serialise");
+    let index = serde_json::to_vec_pretty(&new_index(&manifests)).expect("JSON values serialise");
     atomic_write(&dest.join("oci-layout"), |out| {
         out.write_all(OCI_LAYOUT.as_bytes())
     })?;
@@ -114,7 +114,7 @@ pub fn write_oci_archive(
     dest: &Path,
     ref_names: &[String],
 ) -> Result<(), OutputError> {
-    let index = serde_json::to_vec_pretty(&new_index(descriptors(image, ref_names)))
+    let index = serde_json::to_vec_pretty(&new_index(&descriptors(image, ref_names)))
         .expect("JSON values serialise");
     atomic_write(dest, |out| {
         let mut tar = tar::Builder::new(out);

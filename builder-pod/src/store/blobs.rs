@@ -93,8 +93,7 @@ impl BlobWriter {
         let dest = self.store.blob_path(&actual);
         // Another writer may have committed the same content first; identical bytes, so either
         // copy is correct and `persist` (rename) simply replaces it.
-        file.persist(&dest)
-            .map_err(|e| io_err(&dest)(e.error))?;
+        file.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
         Ok((actual, size))
     }
 }
@@ -132,9 +131,16 @@ mod tests {
         let digest = store.put_blob(b"{\"a\":1}").unwrap();
         assert_eq!(digest, Digest::of(b"{\"a\":1}"));
         let mut text = String::new();
-        store.open_blob(&digest).unwrap().read_to_string(&mut text).unwrap();
+        store
+            .open_blob(&digest)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         assert_eq!(text, "{\"a\":1}");
-        assert!(fs::read_dir(store.tmp_dir()).unwrap().next().is_none(), "tmp/ is clean");
+        assert!(
+            fs::read_dir(store.tmp_dir()).unwrap().next().is_none(),
+            "tmp/ is clean"
+        );
     }
 
     #[test]
@@ -147,7 +153,10 @@ mod tests {
         let err = writer.commit().unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
         assert!(!store.has_blob(&announced));
-        assert!(fs::read_dir(store.tmp_dir()).unwrap().next().is_none(), "temp file removed");
+        assert!(
+            fs::read_dir(store.tmp_dir()).unwrap().next().is_none(),
+            "temp file removed"
+        );
     }
 
     #[test]

@@ -216,7 +216,12 @@ mod tests {
         assert_eq!((report.layers_removed, report.blobs_removed), (1, 1));
         assert!(!store.has_layer(&layer_id) && !store.has_blob(&old));
         assert!(store.has_blob(&new), "the most recently used blob stays");
-        assert!(fs::read_dir(store.root().join("chains")).unwrap().next().is_none());
+        assert!(
+            fs::read_dir(store.root().join("chains"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
         assert!(fs::read_dir(store.tmp_dir()).unwrap().next().is_none());
 
         let report = prune(&store, Budget::Nothing).unwrap();
@@ -235,7 +240,10 @@ mod tests {
             std::thread::spawn(move || prune(&store, Budget::Nothing).unwrap())
         };
         std::thread::sleep(Duration::from_millis(200));
-        assert!(store.has_blob(&blob), "nothing is removed while a build holds the store");
+        assert!(
+            store.has_blob(&blob),
+            "nothing is removed while a build holds the store"
+        );
         drop(hold);
         assert_eq!(pruner.join().unwrap().blobs_removed, 1);
     }
