@@ -194,7 +194,8 @@ mod tests {
 
     #[test]
     fn parse_rejects_everything_that_could_escape_a_path_or_url() {
-        let table: &[(&str, fn(&DigestError) -> bool)] = &[
+        type Check = fn(&DigestError) -> bool;
+        let table: &[(&str, Check)] = &[
             ("sha256:../../../../etc/passwd", |e| {
                 matches!(e, DigestError::BadHex(_))
             }),

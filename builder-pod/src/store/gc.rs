@@ -209,7 +209,7 @@ mod tests {
             .ensure_layer(&layer_id, |p| fs::write(p.join("f"), [0u8; 4096]))
             .unwrap();
         age(&used_stamp(&layer), 7200);
-        store.record_chain(&[layer_id.clone()]).unwrap();
+        store.record_chain(std::slice::from_ref(&layer_id)).unwrap();
         fs::write(store.tmp_dir().join("leftover"), b"crash debris").unwrap();
 
         let report = prune(&store, Budget::Bytes(8192)).unwrap();
