@@ -3,15 +3,13 @@
 mod cli;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command, Progress};
-use stratum_builder::dockerfile::{self, BuildOptions};
+use cli::{BuildArgs, Cli, Command};
 
 /// The only platform the executor can run RUN steps for: the host's.
 const HOST_PLATFORM: &str = "linux/amd64";
@@ -64,28 +62,8 @@ fn build(args: &BuildArgs) -> Result<()> {
         .file_name()
         .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().into_owned());
 
-    let parsed = dockerfile::parse(&source, &file_name)?;
-    let options = BuildOptions {
-        build_args: parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
-        target: args.target.clone(),
-        ..BuildOptions::default()
-    };
-    let plan = dockerfile::plan(&parsed, &options)?;
-
-    let mut out = std::io::stdout().lock();
-    match args.progress {
-        Progress::Json => {
-            serde_json::to_writer_pretty(&mut out, &plan)?;
-            writeln!(out)?;
-        }
-        Progress::Auto | Progress::Plain => {
-            for warning in &plan.warnings {
-                eprintln!("warning: {warning}");
-            }
-            write!(out, "{plan}")?;
-        }
-    }
-    Ok(())
+    let _ = (source, file_name, parse_build_args(&args.build_args, |k| std::env::var(k).ok())?);
+    bail!("the Dockerfile front end is being merged; --dry-run is not available in this build")
 }
 
 fn check_platform(platform: Option<&str>) -> Result<()> {
