@@ -144,7 +144,11 @@ mod tests {
     fn keys_change_with_every_input_and_only_with_them() {
         let sources = Digest::of(b"sources");
         let base = inputs("COPY a /a", Some(&sources)).key();
-        assert_eq!(base, inputs("COPY a /a", Some(&sources)).key(), "deterministic");
+        assert_eq!(
+            base,
+            inputs("COPY a /a", Some(&sources)).key(),
+            "deterministic"
+        );
 
         let other_sources = Digest::of(b"changed");
         let variants = [
@@ -197,6 +201,10 @@ mod tests {
         cache.put(&key2, &with_layer).unwrap();
         assert_eq!(cache.get(&key2), Some(with_layer));
         fs::remove_file(store.blob_path(&blob)).unwrap();
-        assert_eq!(cache.get(&key2), None, "a collected blob makes the entry a miss");
+        assert_eq!(
+            cache.get(&key2),
+            None,
+            "a collected blob makes the entry a miss"
+        );
     }
 }
