@@ -1,16 +1,19 @@
 //! `stratum`: build container images from Dockerfiles.
 
+mod build_cmd;
 mod cli;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command, PruneArgs};
+use cli::{BuildArgs, Cli, Command, Progress, PruneArgs};
 use stratum_builder::store::{Store, gc};
+use stratum_builder::dockerfile::{self, BuildOptions};
 
 /// The only platform the executor can run RUN steps for: the host's.
 const HOST_PLATFORM: &str = "linux/amd64";
@@ -33,15 +36,13 @@ fn main() -> ExitCode {
 fn build(args: &BuildArgs) -> Result<()> {
     check_platform(args.platform.as_deref())?;
     if !args.dry_run {
-        bail!(
-            "building images is not implemented yet in this version of stratum; \
-             `stratum build --dry-run` prints the build plan"
-        );
+        return build_cmd::run(args);
     }
-    let unimplemented = args.unimplemented_options();
+    let unimplemented = args.dry_run_conflicts();
     if !unimplemented.is_empty() {
         bail!(
-            "{} not implemented yet; `--dry-run` accepts -f, --build-arg, --target, --platform and --progress",
+            "{} cannot be combined with --dry-run, which only prints the plan; \
+             --dry-run accepts -f, --build-arg, --target, --platform and --progress",
             unimplemented.join(", ")
         );
     }
@@ -64,12 +65,28 @@ fn build(args: &BuildArgs) -> Result<()> {
         .file_name()
         .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().into_owned());
 
-    let _ = (
-        source,
-        file_name,
-        parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
-    );
-    bail!("the Dockerfile front end is being merged; --dry-run is not available in this build")
+    let parsed = dockerfile::parse(&source, &file_name)?;
+    let options = BuildOptions {
+        build_args: parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
+        target: args.target.clone(),
+        ..BuildOptions::default()
+    };
+    let plan = dockerfile::plan(&parsed, &options)?;
+
+    let mut out = std::io::stdout().lock();
+    match args.progress {
+        Progress::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan)?;
+            writeln!(out)?;
+        }
+        Progress::Auto | Progress::Plain => {
+            for warning in &plan.warnings {
+                eprintln!("warning: {warning}");
+            }
+            write!(out, "{plan}")?;
+        }
+    }
+    Ok(())
 }
 
 fn prune(args: &PruneArgs) -> Result<()> {
@@ -104,7 +121,7 @@ fn check_platform(platform: Option<&str>) -> Result<()> {
 
 /// `--build-arg KEY=VALUE` sets a value; `--build-arg KEY` takes it from the environment and is
 /// dropped when the variable is unset, as `docker build` does.
-fn parse_build_args(
+pub(crate) fn parse_build_args(
     raw: &[String],
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, String>> {

@@ -1,8 +1,8 @@
 //! The local build cache: which layer (if any) an instruction produced, keyed by everything that
 //! could change that layer.
 //!
-//! Keys chain: `key(n) = sha256(key(n-1), instruction after expansion, the build args it used,
-//! the checksum of its COPY/ADD sources, the layer format)`, and `key(0)` is the base image's
+//! Keys chain: `key(n) = sha256(key(n-1), instruction after expansion (with the build args a RUN
+//! sees), the checksum of its COPY/ADD sources, the layer format)`, and `key(0)` is the base image's
 //! manifest digest (or `scratch`, or the parent stage's final key). So any change to an earlier
 //! step — including a metadata step such as `ENV`, which changes what later `RUN`s see — moves
 //! every later key, and changing one COPY source invalidates exactly that step and the ones after
@@ -12,7 +12,6 @@
 //! Entries live in `<store>/cache/<key hex>.json` and point at blobs in the same store. An entry
 //! whose blob has since been garbage-collected is a miss, never an error.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -32,10 +31,9 @@ pub struct CacheKey(pub Digest);
 pub struct StepInputs<'a> {
     /// The key of the previous step, or the stage's base.
     pub parent: &'a str,
-    /// The instruction after variable expansion, as it would be shown in history.
+    /// The instruction after variable expansion, as history shows it — for RUN that includes
+    /// the build args it sees (`|2 A=1 B=2 /bin/sh -c …`), so their values are part of the key.
     pub instruction: &'a str,
-    /// Values of the build args the instruction can see (RUN sees them all as env).
-    pub build_args: BTreeMap<&'a str, &'a str>,
     /// Checksum of COPY/ADD sources, or of a downloaded ADD URL.
     pub content: Option<&'a Digest>,
     /// Compression and timestamp policy of the layer bytes.
@@ -134,7 +132,6 @@ mod tests {
         StepInputs {
             parent: "sha256:base",
             instruction,
-            build_args: BTreeMap::from([("V", "1")]),
             content,
             layer_format: "gzip",
         }
@@ -160,11 +157,7 @@ mod tests {
                 ..inputs("COPY a /a", Some(&sources))
             }
             .key(),
-            StepInputs {
-                build_args: BTreeMap::from([("V", "2")]),
-                ..inputs("COPY a /a", Some(&sources))
-            }
-            .key(),
+            inputs("RUN |1 V=2 make", None).key(),
             StepInputs {
                 layer_format: "zstd",
                 ..inputs("COPY a /a", Some(&sources))

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{Store, StoreError, io_err};
@@ -43,6 +44,10 @@ impl Store {
         let dest = self.layer_dir(diff_id);
         if !dest.is_dir() {
             let scratch = self.scratch_dir("layer").map_err(EnsureLayerError::Store)?;
+            // A layer without a `./` entry leaves the root as created; temporary directories are
+            // 0700, but an image's root is 0755 unless a layer says otherwise.
+            fs::set_permissions(scratch.path(), fs::Permissions::from_mode(0o755))
+                .map_err(|e| EnsureLayerError::Store(io_err(scratch.path())(e)))?;
             fill(scratch.path()).map_err(EnsureLayerError::Fill)?;
             let staged = scratch.keep();
             if let Err(e) = fs::rename(&staged, &dest) {
@@ -53,6 +58,24 @@ impl Store {
                     return Err(EnsureLayerError::Store(io_err(&dest)(e)));
                 }
             }
+        }
+        self.mark_used(&dest);
+        Ok(dest)
+    }
+
+    /// Moves a directory that already holds the layer `diff_id` in unpacked form (a committed
+    /// overlay upper directory) into `layers/<diffID>`, unless a copy is there already — then
+    /// `dir` is removed. Returns the layer's directory.
+    pub fn adopt_layer(&self, diff_id: &Digest, dir: &Path) -> Result<PathBuf, StoreError> {
+        let dest = self.layer_dir(diff_id);
+        if !dest.is_dir()
+            && let Err(e) = fs::rename(dir, &dest)
+            && !dest.is_dir()
+        {
+            return Err(io_err(&dest)(e));
+        }
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(io_err(dir))?;
         }
         self.mark_used(&dest);
         Ok(dest)
@@ -163,6 +186,22 @@ mod tests {
         });
         assert_eq!(again.unwrap(), path);
         assert!(fs::read_dir(store.tmp_dir()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn adopting_a_layer_moves_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = d("committed");
+        let first = store.scratch_dir("upper").unwrap().keep();
+        fs::write(first.join("f"), "1").unwrap();
+        let path = store.adopt_layer(&id, &first).unwrap();
+        assert_eq!(fs::read_to_string(path.join("f")).unwrap(), "1");
+        assert!(!first.exists());
+        let second = store.scratch_dir("upper").unwrap().keep();
+        fs::write(second.join("f"), "1").unwrap();
+        assert_eq!(store.adopt_layer(&id, &second).unwrap(), path);
+        assert!(!second.exists(), "the duplicate is discarded");
     }
 
     #[test]

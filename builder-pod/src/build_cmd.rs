@@ -1,0 +1,382 @@
+//! `stratum build` without `--dry-run`: context → executor → outputs.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{BuildArgs, Compression, Format, Network, Progress};
+use stratum_builder::build::progress::{self, Progress as _};
+use stratum_builder::build::{BuildOutcome, BuildSpec, Executor, ImageFormat, NetworkMode};
+use stratum_builder::image::{MediaType, Reference, Serialized, Tag};
+use stratum_builder::layer;
+use stratum_builder::output;
+use stratum_builder::registry::{
+    ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
+};
+use stratum_builder::sandbox::CancelToken;
+use stratum_builder::store::Store;
+
+/// One `--output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSpec {
+    Oci(PathBuf),
+    OciArchive(PathBuf),
+    DockerArchive(PathBuf),
+    Registry,
+}
+
+/// Parses `type=oci,dest=DIR` and friends (BuildKit's `--output` syntax).
+pub fn parse_output(text: &str) -> Result<OutputSpec> {
+    let mut kind = None;
+    let mut dest = None;
+    for field in text.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            _ => bail!("--output {text:?}: unknown field {field:?}; expected type=…,dest=…"),
+        }
+    }
+    let need_dest = |dest: Option<PathBuf>| {
+        dest.ok_or_else(|| anyhow::anyhow!("--output {text:?}: this type needs dest=PATH"))
+    };
+    Ok(match kind {
+        Some("oci") => OutputSpec::Oci(need_dest(dest)?),
+        Some("oci-archive") => OutputSpec::OciArchive(need_dest(dest)?),
+        Some("docker-archive") | Some("docker") => OutputSpec::DockerArchive(need_dest(dest)?),
+        Some("registry") | Some("image") => OutputSpec::Registry,
+        Some(other) => bail!(
+            "--output {text:?}: unknown type {other:?}; use oci, oci-archive, docker-archive or registry"
+        ),
+        None => bail!("--output {text:?}: missing type=…"),
+    })
+}
+
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let cancel = CancelToken::new();
+    watch_signals(cancel.clone());
+    if args.cache_repo.is_some() {
+        bail!("--cache-repo (a remote layer cache) is not implemented yet; the local cache in --cache-dir is used");
+    }
+    let outputs = args
+        .output
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>>>()?;
+    let push = args.push || outputs.contains(&OutputSpec::Registry);
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("--tag {t}")))
+        .collect::<Result<Vec<_>>>()?;
+    if push && tags.is_empty() {
+        bail!("--push needs at least one --tag naming where to push");
+    }
+    let store = Store::open(&args.cache_dir)
+        .with_context(|| format!("opening the cache dir {}", args.cache_dir.display()))?;
+
+    let stdin_context;
+    let context_dir = if args.context == "-" {
+        stdin_context = extract_stdin_context(&store)?;
+        stdin_context.path().to_owned()
+    } else {
+        let dir = PathBuf::from(&args.context);
+        if !dir.is_dir() {
+            bail!("the build context {} is not a directory", dir.display());
+        }
+        dir
+    };
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| context_dir.join("Dockerfile"));
+    let dockerfile = std::fs::read_to_string(&dockerfile_path)
+        .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
+
+    let mut credentials = Credentials::anonymous();
+    if let Some(path) = &args.registry_config {
+        credentials = Credentials::load(path)?;
+    } else if let Some(home) = std::env::var_os("HOME") {
+        let default = Path::new(&home).join(".docker/config.json");
+        if default.is_file() {
+            credentials = Credentials::load(&default)?;
+        }
+    }
+    let client = RegistryClient::new(
+        ClientConfig {
+            insecure_registries: args.insecure_registries.iter().cloned().collect(),
+            ..ClientConfig::default()
+        },
+        credentials,
+    )?;
+
+    let sink: Arc<dyn progress::Progress> = match (args.quiet, args.progress) {
+        (true, _) => Arc::new(progress::Quiet),
+        (false, Progress::Json) => Arc::new(progress::Json::new(std::io::stderr())),
+        (false, Progress::Plain) => Arc::new(progress::Plain::new(std::io::stderr(), true)),
+        (false, Progress::Auto) => {
+            let terminal = std::io::stderr().is_terminal();
+            Arc::new(progress::Plain::new(std::io::stderr(), !terminal))
+        }
+    };
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Some(v.trim().parse::<i64>().with_context(|| {
+            format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+        })?),
+        Err(_) if args.reproducible => Some(0),
+        Err(_) => None,
+    };
+    let labels: BTreeMap<String, String> = args
+        .labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("--label {l:?}: expected KEY=VALUE"),
+        })
+        .collect::<Result<_>>()?;
+    let spec = BuildSpec {
+        context_dir,
+        dockerfile,
+        dockerfile_name: dockerfile_path
+            .file_name()
+            .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().into_owned()),
+        build_args: crate::parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
+        target: args.target.clone(),
+        labels,
+        no_cache: args.no_cache,
+        compression: match args.compression {
+            Compression::Gzip => layer::Compression::Gzip { level: 1 },
+            Compression::Zstd => layer::Compression::Zstd { level: 3 },
+        },
+        format: match args.format {
+            Format::Oci => ImageFormat::Oci,
+            Format::Docker => ImageFormat::Docker,
+        },
+        source_date_epoch,
+        network: match args.network {
+            Network::Host => NetworkMode::Host,
+            Network::None => NetworkMode::None,
+        },
+        step_timeout: None,
+        parallelism: std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let executor = Executor::new(
+        spec,
+        store.clone(),
+        Arc::new(client.clone()),
+        sink.clone(),
+        cancel,
+    )?;
+    let outcome = executor.run()?;
+
+    write_outputs(&store, &outcome, &outputs, &tags, args)?;
+    if push {
+        push_all(&store, &client, &outcome, &tags, &*sink)?;
+    }
+    if let Some(path) = &args.iidfile {
+        output::write_iidfile(path, &outcome.image)?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        output::write_metadata_file(path, &outcome.image, &names)?;
+    }
+    print_summary(&outcome, args.quiet);
+    Ok(())
+}
+
+fn write_outputs(
+    store: &Store,
+    outcome: &BuildOutcome,
+    outputs: &[OutputSpec],
+    tags: &[Reference],
+    args: &BuildArgs,
+) -> Result<()> {
+    let ref_names: Vec<String> = tags
+        .iter()
+        .filter_map(|t| t.tag().map(Tag::to_string))
+        .collect();
+    let repo_tags: Vec<String> = tags.iter().map(ToString::to_string).collect();
+    let mut wrote_local = false;
+    for out in outputs {
+        match out {
+            OutputSpec::Oci(dest) => {
+                output::write_oci_layout(store, &outcome.image, dest, &ref_names)?;
+                wrote_local = true;
+            }
+            OutputSpec::OciArchive(dest) => {
+                output::write_oci_archive(store, &outcome.image, dest, &ref_names)?;
+                wrote_local = true;
+            }
+            OutputSpec::DockerArchive(dest) => {
+                output::write_docker_archive(store, &outcome.image, dest, &repo_tags)?;
+                wrote_local = true;
+            }
+            OutputSpec::Registry => {}
+        }
+    }
+    if !wrote_local && !args.push && !outputs.contains(&OutputSpec::Registry) {
+        // No output named: keep the image in an OCI layout beside the cache, as design.md §5
+        // promises, so `skopeo copy oci:<dir>:<tag> …` can pick it up.
+        let names = if ref_names.is_empty() {
+            vec!["latest".to_owned()]
+        } else {
+            ref_names
+        };
+        let dest = args.cache_dir.join("images");
+        output::write_oci_layout(store, &outcome.image, &dest, &names)?;
+        if !args.quiet {
+            eprintln!("image stored in the OCI layout {} as {}", dest.display(), names.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn push_all(
+    store: &Store,
+    client: &RegistryClient,
+    outcome: &BuildOutcome,
+    tags: &[Reference],
+    sink: &dyn progress::Progress,
+) -> Result<()> {
+    let image = &outcome.image;
+    let manifest_bytes = std::fs::read(store.blob_path(&image.manifest_digest))?;
+    let manifest = Serialized {
+        media_type: image.manifest_media_type.parse::<MediaType>()?,
+        digest: image.manifest_digest.clone(),
+        bytes: manifest_bytes,
+    };
+    let config_type = match manifest.media_type {
+        MediaType::DockerManifest => MediaType::DockerConfig,
+        _ => MediaType::OciConfig,
+    };
+    let config_size = std::fs::metadata(store.blob_path(&image.config_digest))?.len();
+    let mut blobs = vec![LocalBlob {
+        descriptor: stratum_builder::image::Descriptor::new(
+            config_type,
+            image.config_digest.clone(),
+            config_size,
+        ),
+        path: store.blob_path(&image.config_digest),
+    }];
+    for layer in &image.layers {
+        blobs.push(LocalBlob {
+            descriptor: stratum_builder::image::Descriptor::new(
+                layer.media_type.parse::<MediaType>()?,
+                layer.digest.clone(),
+                layer.size,
+            ),
+            path: store.blob_path(&layer.digest),
+        });
+    }
+    // One push per repository, with all of its tags.
+    let mut by_repo: BTreeMap<String, (Reference, Vec<Tag>)> = BTreeMap::new();
+    for tag in tags {
+        let entry = by_repo
+            .entry(tag.repository().to_string())
+            .or_insert_with(|| (tag.clone(), Vec::new()));
+        if let Some(t) = tag.tag() {
+            entry.1.push(t.clone());
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for (repo, (reference, repo_tags)) in by_repo {
+        sink.event(&progress::Event::Pushing { reference: &repo });
+        let mount_from = outcome
+            .base_repository
+            .as_ref()
+            .filter(|b| b.registry() == reference.repository().registry());
+        let pushed = runtime.block_on(push_image(
+            client,
+            &ImagePush {
+                repository: reference.repository(),
+                blobs: &blobs,
+                manifest: &manifest,
+                tags: &repo_tags,
+                mount_from,
+                concurrency: client.config().concurrency,
+            },
+        ))?;
+        sink.event(&progress::Event::Pushed {
+            reference: &repo,
+            digest: &pushed.digest.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn print_summary(outcome: &BuildOutcome, quiet: bool) {
+    let image = &outcome.image;
+    println!("{}", image.config_digest);
+    if quiet {
+        return;
+    }
+    println!("manifest {}", image.manifest_digest);
+    for layer in &image.layers {
+        println!("layer {} (diffID {}, {} bytes)", layer.digest, layer.diff_id, layer.size);
+    }
+}
+
+/// A tar context on standard input, extracted with the same confinement as image layers.
+fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
+    let dir = store.scratch_dir("context")?;
+    let stdin = std::io::stdin().lock();
+    let reader: Box<dyn Read> = layer::apply::decompress(stdin)
+        .map_err(|e| anyhow::anyhow!("reading the context tar from standard input: {e}"))?;
+    layer::apply::apply_layer(
+        reader,
+        dir.path(),
+        &layer::apply::ApplyOptions {
+            mode: layer::apply::ApplyMode::Flatten,
+            same_owner: false,
+            ..layer::apply::ApplyOptions::default()
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("extracting the context tar from standard input: {e}"))?;
+    Ok(dir)
+}
+
+/// SIGTERM or SIGINT cancels the build: the running step's process tree is killed, mounts go
+/// away, and the build stops with "the build was cancelled".
+fn watch_signals(cancel: CancelToken) {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    // Blocked here, before any other thread exists, so every thread inherits the mask and the
+    // watcher alone receives them.
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if set.wait().is_ok() {
+            eprintln!("stratum: signal received, cancelling the build");
+            cancel.cancel();
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs_parse_like_buildkit() {
+        let table = [
+            ("type=oci,dest=/tmp/x", Some(OutputSpec::Oci("/tmp/x".into()))),
+            ("type=oci-archive,dest=a.tar", Some(OutputSpec::OciArchive("a.tar".into()))),
+            ("type=docker-archive,dest=d.tar", Some(OutputSpec::DockerArchive("d.tar".into()))),
+            ("type=registry", Some(OutputSpec::Registry)),
+            ("type=oci", None),
+            ("type=tar,dest=x", None),
+            ("dest=x", None),
+            ("type=oci,dest=x,extra=1", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(parse_output(text).ok(), expected, "{text}");
+        }
+    }
+}
