@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{BuildArgs, Cli, Command};
+use cli::{BuildArgs, Cli, Command, PruneArgs};
+use stratum_builder::store::{Store, gc};
 
 /// The only platform the executor can run RUN steps for: the host's.
 const HOST_PLATFORM: &str = "linux/amd64";
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build(&args),
+        Command::Prune(args) => prune(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,8 +64,31 @@ fn build(args: &BuildArgs) -> Result<()> {
         .file_name()
         .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().into_owned());
 
-    let _ = (source, file_name, parse_build_args(&args.build_args, |k| std::env::var(k).ok())?);
+    let _ = (
+        source,
+        file_name,
+        parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
+    );
     bail!("the Dockerfile front end is being merged; --dry-run is not available in this build")
+}
+
+fn prune(args: &PruneArgs) -> Result<()> {
+    let budget = match (args.all, args.keep_storage) {
+        (true, _) => gc::Budget::Nothing,
+        (false, Some(bytes)) => gc::Budget::Bytes(bytes),
+        (false, None) => bail!("say what to keep: --keep-storage SIZE, or --all"),
+    };
+    let store = Store::open(&args.cache_dir)?;
+    let report = gc::prune(&store, budget)?;
+    println!(
+        "removed {} layers and {} blobs, freed {} bytes; {} bytes kept in {}",
+        report.layers_removed,
+        report.blobs_removed,
+        report.bytes_freed,
+        report.bytes_kept,
+        args.cache_dir.display()
+    );
+    Ok(())
 }
 
 fn check_platform(platform: Option<&str>) -> Result<()> {

@@ -1,1 +1,3 @@
-//! See docs/architecture.md for what this module owns.
+//! The step executor: runs a build plan instruction by instruction (design.md §4).
+
+pub mod cache;
