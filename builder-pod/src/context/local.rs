@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstatat};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{FileStat, SFlag, fstatat};
 
 use super::dockerignore::{Dockerignore, MatchInfo};
 use super::rootfs::{self, Node, ResolveError, RootDir, file_type};
@@ -373,10 +373,11 @@ impl Shared {
             }
         }
         let shown = || String::from_utf8_lossy(rel).into_owned();
-        let (parent, name) = open_parent(&self.root, rel).map_err(|errno| ResolveError::Io {
-            path: shown(),
-            errno,
-        })?;
+        let (parent, name) =
+            rootfs::open_parent(&self.root, rel).map_err(|errno| ResolveError::Io {
+                path: shown(),
+                errno,
+            })?;
         let root = WalkRoot {
             parent: parent.as_ref().map_or(self.root.fd(), AsFd::as_fd),
             name: &name,
@@ -411,7 +412,7 @@ impl ResolvedSource {
     pub(crate) fn locate(&self) -> Result<Located, ContextError> {
         let rel = self.path.as_os_str().as_bytes();
         let (parent, name) =
-            open_parent(&self.ctx.root, rel).map_err(|errno| read_error(rel, errno))?;
+            rootfs::open_parent(&self.ctx.root, rel).map_err(|errno| read_error(rel, errno))?;
         let parent_fd = parent.as_ref().map_or(self.ctx.root.fd(), AsFd::as_fd);
         let stat = fstatat(parent_fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|errno| read_error(rel, errno))?;
@@ -457,27 +458,6 @@ impl Located {
             .as_ref()
             .map_or(source.ctx.root.fd(), AsFd::as_fd)
     }
-}
-
-/// Opens the parent directory of a canonical relative path without following anything
-/// (`None` means the root); the name is `.` for the root itself.
-fn open_parent(root: &RootDir, rel: &[u8]) -> Result<(Option<OwnedFd>, OsString), Errno> {
-    let parts: Vec<&[u8]> = rootfs::split(rel).collect();
-    let Some((last, dirs)) = parts.split_last() else {
-        return Ok((None, OsString::from(".")));
-    };
-    let mut current: Option<OwnedFd> = None;
-    for dir in dirs {
-        let parent = current.as_ref().map_or(root.fd(), AsFd::as_fd);
-        let next = openat(
-            parent,
-            OsStr::from_bytes(dir),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        current = Some(next);
-    }
-    Ok((current, OsStr::from_bytes(last).to_os_string()))
 }
 
 fn join(base: &[u8], name: &[u8]) -> Vec<u8> {

@@ -265,6 +265,27 @@ fn lookup(parent: BorrowedFd<'_>, name: &OsStr) -> Result<Option<(FileStat, Owne
     }
 }
 
+/// Opens the parent directory of a canonical relative path without following anything
+/// (`None` means the root); the name is `.` for the root itself.
+pub fn open_parent(root: &RootDir, rel: &[u8]) -> Result<(Option<OwnedFd>, OsString), Errno> {
+    let parts: Vec<&[u8]> = split(rel).collect();
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok((None, OsString::from(".")));
+    };
+    let mut current: Option<OwnedFd> = None;
+    for dir in dirs {
+        let parent = current.as_ref().map_or(root.fd(), AsFd::as_fd);
+        let next = openat(
+            parent,
+            OsStr::from_bytes(dir),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        current = Some(next);
+    }
+    Ok((current, OsStr::from_bytes(last).to_os_string()))
+}
+
 /// The non-empty, non-`.` components of a `/`-separated path (`..` kept).
 pub fn split(path: &[u8]) -> impl Iterator<Item = &[u8]> {
     path.split(|&b| b == b'/')
