@@ -42,7 +42,7 @@ impl Meta<'_> {
     }
 
     /// A directory COPY creates on the way to its destination: 0755 (or the `--chmod` mode,
-    /// as BuildKit ≥ 0.13 does), owned by `--chown` or 0:0.
+    /// as current BuildKit does), owned by `--chown` or 0:0.
     pub fn created_dir(&self) -> (u32, u32, u32) {
         let (uid, gid) = self.chown.unwrap_or((0, 0));
         let mode = self.chmod.map_or(0o755, |c| c.apply(0o755, true));
