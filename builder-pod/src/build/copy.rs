@@ -22,6 +22,7 @@
 mod archive;
 mod chmod;
 mod dest;
+mod inroot;
 mod meta;
 mod write;
 
@@ -35,6 +36,7 @@ use nix::sys::time::TimeSpec;
 
 pub use archive::{ArchiveKind, is_archive};
 pub use chmod::{Chmod, ChmodError};
+pub use inroot::{mkdir_all_in_root, open_dir_in_root, read_file_in_root};
 
 use crate::context::rootfs::{self, ResolveError, RootDir};
 use crate::context::walk::{self, Entry};

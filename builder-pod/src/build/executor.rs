@@ -443,6 +443,9 @@ impl StageRun<'_> {
             push_history(state, created, created_by, true);
             return Ok(false);
         }
+        if let Step::Workdir { path } = &instruction.step {
+            state.meta.apply_workdir(path);
+        }
         let ctx = StepContext {
             exec: self.exec,
             plan: self.plan,

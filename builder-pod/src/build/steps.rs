@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use super::base::BaseImage;
 use super::commit::{StepDirs, commit};
-use super::copy::{CopyOptions, copy_into};
+use super::copy::{
+    ArchiveKind, Chmod as CopyChmod, CopyOptions, copy_into, is_archive, mkdir_all_in_root,
+    open_dir_in_root, read_file_in_root,
+};
 use super::error::io_err;
 use super::executor::{Executor, StageState};
 use super::metadata::{copy_created_by, run_created_by, set_env};
@@ -66,7 +69,7 @@ struct CopyWork {
     sources: Vec<ResolvedSource>,
     dest: String,
     chown: Option<String>,
-    chmod: Option<u32>,
+    chmod: Option<CopyChmod>,
     link: bool,
     /// ADD: extract local tar archives instead of copying them.
     extract_archives: bool,
@@ -180,10 +183,13 @@ impl StepContext<'_> {
                     unpack.unwrap_or(true),
                 )
             }
-            Step::Workdir { path } => Ok(Prepared {
-                created_by: format!("WORKDIR {path}"),
+            // The executor has already applied the new WORKDIR to the config.
+            Step::Workdir { .. } => Ok(Prepared {
+                created_by: format!("WORKDIR {}", state.meta.workdir()),
                 content: None,
-                work: Work::Workdir { path: path.clone() },
+                work: Work::Workdir {
+                    path: state.meta.workdir().to_owned(),
+                },
             }),
             other => Err(self.fail(
                 other_keyword(other),
@@ -206,13 +212,10 @@ impl StepContext<'_> {
     ) -> Result<Prepared, BuildError> {
         let chmod = match chmod {
             None => None,
-            Some(Chmod::Octal(mode)) => Some(*mode),
-            Some(Chmod::Symbolic(text)) => {
-                return Err(self.fail(
-                    keyword,
-                    format!("--chmod={text}: symbolic modes are not implemented yet; use octal"),
-                ));
-            }
+            Some(Chmod::Octal(mode)) => Some(CopyChmod::from(*mode)),
+            Some(Chmod::Symbolic(text)) => Some(
+                CopyChmod::parse(text).map_err(|e| self.fail(keyword, format!("--chmod={text}: {e}")))?,
+            ),
         };
         let names: Vec<String> = sources.iter().map(source_name).collect();
         let resolved = source
@@ -456,22 +459,83 @@ fn copy(
     merged: &Path,
     work: &CopyWork,
 ) -> Result<(), BuildError> {
+    let keyword = if work.extract_archives { "ADD" } else { "COPY" };
     let chown = match &work.chown {
         None => None,
         Some(spec) => Some(
-            chown_ids(merged, spec).map_err(|e| ctx.fail("COPY", format!("--chown={spec}: {e}")))?,
+            chown_ids(merged, spec).map_err(|e| ctx.fail(keyword, format!("--chown={spec}: {e}")))?,
         ),
     };
     let options = CopyOptions {
         chown,
-        chmod: work.chmod,
+        chmod: work.chmod.clone(),
         workdir: state.meta.workdir().to_owned(),
         link: work.link,
         source_date_epoch: ctx.exec.spec().source_date_epoch,
-        extract_archives: work.extract_archives,
     };
-    copy_into(merged, &work.sources, &work.dest, &options)
-        .map_err(|e| ctx.fail("COPY", e.to_string()))?;
+    // ADD extracts local tar archives (recognised by content) into the destination directory;
+    // everything else is copied. Remote files were downloaded into a scratch context and are
+    // never extracted (moby #33849).
+    let mut plain = Vec::new();
+    let mut archives = Vec::new();
+    for source in &work.sources {
+        let kind = if work.extract_archives && !matches!(work.source, SourceRoot::Scratch(..)) {
+            let path = work.source.context().dir().join(&source.path);
+            is_archive(&path).map_err(|e| ctx.fail(keyword, format!("{}: {e}", source.requested)))?
+        } else {
+            None
+        };
+        match kind {
+            Some(kind) => archives.push((source, kind)),
+            None => plain.push(source.clone()),
+        }
+    }
+    copy_into(merged, &plain, &work.dest, &options).map_err(|e| ctx.fail(keyword, e.to_string()))?;
+    for (source, kind) in archives {
+        let archive = work.source.context().dir().join(&source.path);
+        extract(merged, &archive, kind, &work.dest, &options)
+            .map_err(|e| ctx.fail(keyword, format!("{}: {e}", source.requested)))?;
+    }
+    Ok(())
+}
+
+/// Extracts a local archive for ADD into `dest` inside the root, through the same confined
+/// extractor as image layers (threats-and-faults §2.6 #36).
+fn extract(
+    root: &Path,
+    archive: &Path,
+    kind: ArchiveKind,
+    dest: &str,
+    options: &CopyOptions,
+) -> Result<(), String> {
+    let dir = open_dir_in_root(root, dest, &options.workdir, options.chown)
+        .map_err(|e| e.to_string())?;
+    let file = fs::File::open(archive).map_err(|e| e.to_string())?;
+    let reader: Box<dyn std::io::Read> = match kind {
+        ArchiveKind::TarBzip2 | ArchiveKind::TarXz => {
+            let program = if kind == ArchiveKind::TarBzip2 { "bzip2" } else { "xz" };
+            let child = std::process::Command::new(program)
+                .arg("-dc")
+                .stdin(file)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("running {program} to decompress: {e}"))?;
+            Box::new(child.stdout.ok_or("no decompressor output")?)
+        }
+        _ => crate::layer::apply::decompress(std::io::BufReader::new(file))
+            .map_err(|e| e.to_string())?,
+    };
+    // The directory descriptor stands in for the path, so nothing re-resolves `dest`.
+    let target = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
+    crate::layer::apply::apply_layer(
+        reader,
+        &target,
+        &crate::layer::apply::ApplyOptions {
+            mode: crate::layer::apply::ApplyMode::Flatten,
+            ..crate::layer::apply::ApplyOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -487,8 +551,7 @@ fn workdir(
         &state.meta.config.user
     };
     let ids = user_ids(merged, user).map_err(|e| ctx.fail("WORKDIR", e))?;
-    super::copy::mkdir_all_in_root(merged, path, 0o755, ids)
-        .map_err(|e| ctx.fail("WORKDIR", e.to_string()))?;
+    mkdir_all_in_root(merged, path, "/", ids).map_err(|e| ctx.fail("WORKDIR", e.to_string()))?;
     Ok(())
 }
 
@@ -526,7 +589,9 @@ fn user_ids(root: &Path, user: &str) -> Result<(u32, u32), String> {
 /// The image's /etc/passwd and /etc/group, read through the root (absent files are empty).
 fn read_user_db(root: &Path) -> (String, String) {
     let read = |name: &str| {
-        super::copy::read_file_in_root(root, name)
+        read_file_in_root(root, name)
+            .ok()
+            .flatten()
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default()
     };
