@@ -19,9 +19,13 @@ use sha2::{Digest as _, Sha256};
 pub enum DigestError {
     #[error("invalid digest {0:?}: expected `algorithm:hex`")]
     MissingAlgorithm(String),
-    #[error("unsupported digest algorithm {algorithm:?} in {digest:?}: Stratum verifies sha256 only")]
+    #[error(
+        "unsupported digest algorithm {algorithm:?} in {digest:?}: Stratum verifies sha256 only"
+    )]
     UnsupportedAlgorithm { algorithm: String, digest: String },
-    #[error("invalid sha256 digest {0:?}: the encoded part must be exactly 64 lowercase hex digits")]
+    #[error(
+        "invalid sha256 digest {0:?}: the encoded part must be exactly 64 lowercase hex digits"
+    )]
     BadHex(String),
 }
 
@@ -191,19 +195,28 @@ mod tests {
     #[test]
     fn parse_rejects_everything_that_could_escape_a_path_or_url() {
         let table: &[(&str, fn(&DigestError) -> bool)] = &[
-            ("sha256:../../../../etc/passwd", |e| matches!(e, DigestError::BadHex(_))),
-            ("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", |e| {
+            ("sha256:../../../../etc/passwd", |e| {
                 matches!(e, DigestError::BadHex(_))
             }),
+            (
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                |e| matches!(e, DigestError::BadHex(_)),
+            ),
             ("sha256:e3b0", |e| matches!(e, DigestError::BadHex(_))),
             ("sha256:", |e| matches!(e, DigestError::BadHex(_))),
             (
                 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855/x",
                 |e| matches!(e, DigestError::BadHex(_)),
             ),
-            ("sha512:abcd", |e| matches!(e, DigestError::UnsupportedAlgorithm { .. })),
-            ("md5:abcd", |e| matches!(e, DigestError::UnsupportedAlgorithm { .. })),
-            ("e3b0c44298fc", |e| matches!(e, DigestError::MissingAlgorithm(_))),
+            ("sha512:abcd", |e| {
+                matches!(e, DigestError::UnsupportedAlgorithm { .. })
+            }),
+            ("md5:abcd", |e| {
+                matches!(e, DigestError::UnsupportedAlgorithm { .. })
+            }),
+            ("e3b0c44298fc", |e| {
+                matches!(e, DigestError::MissingAlgorithm(_))
+            }),
             ("", |e| matches!(e, DigestError::MissingAlgorithm(_))),
         ];
         for (input, expected) in table {

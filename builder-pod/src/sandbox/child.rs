@@ -202,9 +202,14 @@ fn run_step(
         }
         Step::SetRlimit {
             resource,
-            soft,
-            hard,
-        } => sys.setrlimit(*resource, *soft, *hard).map_err(sys_err),
+            limit,
+            fallback,
+        } => match sys.setrlimit(*resource, *limit, *limit) {
+            Err(Errno::EPERM) => sys
+                .setrlimit(*resource, *fallback, *fallback)
+                .map_err(sys_err),
+            other => other.map_err(sys_err),
+        },
         Step::DropBoundingCaps { keep, last_cap } => {
             sys.drop_bounding_caps(*keep, *last_cap).map_err(sys_err)
         }

@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, mknod, stat};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::Pid;
 
 use super::ExitStatus;
 use super::exec_check::{
@@ -313,19 +313,26 @@ impl Syscalls for LinuxSyscalls {
         Ok(())
     }
 
+    // The three credential calls are raw syscalls on purpose. glibc's wrappers (and nix, which
+    // calls them) apply the change to every thread glibc believes the process has (`__nptl_setxid`:
+    // signal each thread, wait on a futex, under the stack-cache lock). After a raw clone(2) the
+    // child inherits the parent's thread list but none of its threads, and possibly that lock held
+    // mid-pthread_create: the child then hangs forever. Found as an intermittent 10 s hang in the
+    // sandbox tests; the raw syscalls change only the calling thread, which is the whole child.
+
     fn setgroups(&self, gids: &[u32]) -> Result<(), Errno> {
         // SAFETY: gid_t is u32 on Linux; pointer and length describe `gids`.
-        Errno::result(unsafe { libc::setgroups(gids.len(), gids.as_ptr()) }).map(drop)
+        errno(unsafe { libc::syscall(libc::SYS_setgroups, gids.len(), gids.as_ptr()) }).map(drop)
     }
 
     fn setresgid(&self, gid: u32) -> Result<(), Errno> {
-        let g = Gid::from_raw(gid);
-        nix::unistd::setresgid(g, g, g)
+        // SAFETY: integer arguments only.
+        errno(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
     }
 
     fn setresuid(&self, uid: u32) -> Result<(), Errno> {
-        let u = Uid::from_raw(uid);
-        nix::unistd::setresuid(u, u, u)
+        // SAFETY: integer arguments only.
+        errno(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
     }
 
     fn is_executable_file(&self, path: &CStr) -> bool {

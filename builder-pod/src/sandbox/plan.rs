@@ -79,10 +79,12 @@ pub(crate) enum Step {
     SetHostname(CString),
     LoopbackUp,
     StdinFrom(CString),
+    /// Sets `soft = hard = limit`; if raising the hard limit is not permitted (no CAP_SYS_RESOURCE,
+    /// as in a pod without it), `fallback` (the builder's own hard limit) is used instead.
     SetRlimit {
         resource: i32,
-        soft: u64,
-        hard: u64,
+        limit: u64,
+        fallback: u64,
     },
     DropBoundingCaps {
         keep: u64,
@@ -219,7 +221,8 @@ const DEVICES: &[(&str, u64, u64)] = &[
 ];
 
 /// `RLIMIT_NOFILE` a RUN gets: 1048576, what `docker build` shows under dockerd; the child raises
-/// it while it still has CAP_SYS_RESOURCE. Clamped to `fs.nr_open` by the caller.
+/// it while it still has CAP_SYS_RESOURCE. Clamped to `fs.nr_open` by the caller; without
+/// CAP_SYS_RESOURCE the step gets the builder's hard limit as both soft and hard limit.
 pub(crate) const NOFILE_LIMIT: u64 = 1 << 20;
 
 /// Inputs of [`build_plan`], all already validated and resolved.
@@ -239,6 +242,8 @@ pub(crate) struct PlanInput<'a> {
     pub envp: Vec<CString>,
     pub search_path: &'a str,
     pub nofile: u64,
+    /// The builder's own hard `RLIMIT_NOFILE`, used when raising is not permitted.
+    pub nofile_fallback: u64,
     pub last_cap: u32,
 }
 
@@ -346,8 +351,8 @@ pub(crate) fn build_plan(input: PlanInput<'_>) -> Result<ChildPlan, SandboxError
     steps.push(Step::StdinFrom(cstr("/dev/null")?));
     steps.push(Step::SetRlimit {
         resource: libc::RLIMIT_NOFILE as i32,
-        soft: input.nofile,
-        hard: input.nofile,
+        limit: input.nofile,
+        fallback: input.nofile_fallback.min(input.nofile),
     });
     let keep = DEFAULT_CAPABILITIES.iter().fold(0u64, |m, c| m | (1 << c));
     steps.push(Step::DropBoundingCaps {

@@ -58,6 +58,7 @@ fn plan_with(layers: usize, new_netns: bool, points: &[MountPoint]) -> ChildPlan
         envp: vec![CString::new("PATH=/bin").unwrap()],
         search_path: "/bin",
         nofile: 1024,
+        nofile_fallback: 512,
         last_cap: 40,
     })
     .unwrap()
@@ -278,6 +279,7 @@ fn unusable_mount_points_are_left_out() {
         envp: vec![],
         search_path: "/bin",
         nofile: 1024,
+        nofile_fallback: 512,
         last_cap: 40,
     });
     assert!(err.is_err(), "proc alone is not enough");

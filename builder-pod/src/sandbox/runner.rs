@@ -184,6 +184,8 @@ fn prepare(spec: &RunSpec) -> Result<Prepared, SandboxError> {
         nofile: read_proc_number("/proc/sys/fs/nr_open")
             .unwrap_or(NOFILE_LIMIT)
             .min(NOFILE_LIMIT),
+        nofile_fallback: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(_, hard)| hard),
         last_cap: read_proc_number("/proc/sys/kernel/cap_last_cap")
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(40),

@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::{self, DirBuilder, Metadata, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -141,23 +141,67 @@ pub(crate) fn find_in_layers(stack: &LowerStack<'_>, comps: &[OsString]) -> io::
 }
 
 /// Identity of a stub right after creation; a stub that still matches was not touched.
+///
+/// Not the ctime: overlayfs itself records `trusted.overlay.origin` on a merged directory the
+/// first time it looks it up (and `impure` on its parent), which changes the ctime of an untouched
+/// stub. Its own `trusted.overlay.*` xattrs are therefore left out of the comparison, too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fingerprint {
     ino: u64,
     is_dir: bool,
-    ctime: (i64, i64),
+    mode: u32,
+    owner: (u32, u32),
+    size: u64,
     mtime: (i64, i64),
+    xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
 impl Fingerprint {
-    fn of(m: &Metadata) -> Self {
-        Self {
+    fn of(path: &Path) -> io::Result<Option<Self>> {
+        let Some(m) = fs::symlink_metadata(path)
+            .map(Some)
+            .or_else(not_found_is_none)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
             ino: m.ino(),
             is_dir: m.is_dir(),
-            ctime: (m.ctime(), m.ctime_nsec()),
+            mode: m.mode(),
+            owner: (m.uid(), m.gid()),
+            size: if m.is_dir() { 0 } else { m.size() },
             mtime: (m.mtime(), m.mtime_nsec()),
+            xattrs: image_xattrs(path)?,
+        }))
+    }
+}
+
+fn not_found_is_none<T>(e: io::Error) -> io::Result<Option<T>> {
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// A path's xattrs except overlayfs' own, sorted.
+fn image_xattrs(path: &Path) -> io::Result<Vec<(OsString, Vec<u8>)>> {
+    let names = match xattr::list(path) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if name.as_encoded_bytes().starts_with(b"trusted.overlay.") {
+            continue;
+        }
+        if let Some(value) = xattr::get(path, &name)? {
+            out.push((name, value));
         }
     }
+    out.sort();
+    Ok(out)
 }
 
 /// Stubs created in one upper directory, to be removed with [`Stubs::remove`].
@@ -171,65 +215,37 @@ impl Stubs {
     /// Carries out `plan` in `upper` (which must be the fresh, unmounted upper directory). On error,
     /// what was created so far is removed again.
     pub(crate) fn create(upper: &Path, plan: &StubPlan) -> io::Result<Self> {
-        let mut stubs = Self {
-            upper: upper.to_owned(),
-            created: Vec::new(),
-        };
-        for action in &plan.actions {
-            if let Err(e) = stubs.create_one(action) {
-                stubs.discard();
-                return Err(io::Error::new(
+        let mut made: Vec<PathBuf> = Vec::new();
+        let result = plan.actions.iter().try_for_each(|action| {
+            create_one(upper, action, &mut made).map_err(|e| {
+                io::Error::new(
                     e.kind(),
                     format!("creating {}: {e}", action.rel().display()),
-                ));
-            }
-        }
+                )
+            })
+        });
         // Fingerprints are taken after everything exists: creating a child changes its parent.
-        for (rel, fp) in &mut stubs.created {
-            *fp = Fingerprint::of(&fs::symlink_metadata(upper.join(&*rel))?);
-        }
-        Ok(stubs)
-    }
-
-    fn create_one(&mut self, action: &StubAction) -> io::Result<()> {
-        let path = self.upper.join(action.rel());
-        let (mode, uid, gid) = match action {
-            StubAction::NewDir { .. } => {
-                DirBuilder::new().mode(0o700).create(&path)?;
-                (0o755, 0, 0)
+        let fingerprints = result.and_then(|()| {
+            made.iter()
+                .map(|rel| {
+                    Fingerprint::of(&upper.join(rel))?
+                        .ok_or_else(|| io::Error::other(format!("stub {} vanished", rel.display())))
+                })
+                .collect::<io::Result<Vec<_>>>()
+        });
+        match fingerprints {
+            Ok(fps) => Ok(Self {
+                upper: upper.to_owned(),
+                created: made.into_iter().zip(fps).collect(),
+            }),
+            Err(e) => {
+                // Nothing has run in the upper dir yet: everything in `made` is ours.
+                for rel in made.iter().rev() {
+                    let path = upper.join(rel);
+                    let _ = fs::remove_dir(&path).or_else(|_| fs::remove_file(&path));
+                }
+                Err(e)
             }
-            StubAction::CopyDir { from, .. } => {
-                let src = fs::symlink_metadata(from)?;
-                DirBuilder::new().mode(0o700).create(&path)?;
-                copy_xattrs(from, &path)?;
-                (src.mode() & 0o7777, src.uid(), src.gid())
-            }
-            StubAction::NewFile { .. } => {
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                (0o644, 0, 0)
-            }
-        };
-        let placeholder = Fingerprint {
-            ino: 0,
-            is_dir: false,
-            ctime: (0, 0),
-            mtime: (0, 0),
-        };
-        self.created.push((action.rel().to_owned(), placeholder));
-        std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-        // chmod after chown: chown clears setuid/setgid bits.
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-    }
-
-    /// Best-effort removal after a failed [`Stubs::create`]: nothing has run in the upper dir yet.
-    fn discard(&self) {
-        for (rel, _) in self.created.iter().rev() {
-            let path = self.upper.join(rel);
-            let _ = fs::remove_dir(&path).or_else(|_| fs::remove_file(&path));
         }
     }
 
@@ -239,8 +255,9 @@ impl Stubs {
         let untouched: Vec<bool> = self
             .created
             .iter()
-            .map(|(rel, fp)| {
-                Ok(lstat_beneath(&self.upper, rel)?.is_some_and(|m| Fingerprint::of(&m) == *fp))
+            .map(|(rel, fp)| match beneath(&self.upper, rel)? {
+                Some(path) => Ok(Fingerprint::of(&path)?.as_ref() == Some(fp)),
+                None => Ok(false),
             })
             .collect::<io::Result<_>>()?;
         for ((rel, fp), untouched) in self.created.iter().zip(untouched).rev() {
@@ -269,23 +286,53 @@ impl Stubs {
     }
 }
 
-/// `lstat` of `base/rel`, or `None` if some component is missing or is not a real directory
-/// (a symlink planted in the upper dir is never followed).
-fn lstat_beneath(base: &Path, rel: &Path) -> io::Result<Option<Metadata>> {
+fn create_one(upper: &Path, action: &StubAction, made: &mut Vec<PathBuf>) -> io::Result<()> {
+    let path = upper.join(action.rel());
+    let (mode, uid, gid) = match action {
+        StubAction::NewDir { .. } => {
+            DirBuilder::new().mode(0o700).create(&path)?;
+            (0o755, 0, 0)
+        }
+        StubAction::CopyDir { from, .. } => {
+            let src = fs::symlink_metadata(from)?;
+            DirBuilder::new().mode(0o700).create(&path)?;
+            made.push(action.rel().to_owned());
+            copy_xattrs(from, &path)?;
+            (src.mode() & 0o7777, src.uid(), src.gid())
+        }
+        StubAction::NewFile { .. } => {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            (0o644, 0, 0)
+        }
+    };
+    if made.last().map(PathBuf::as_path) != Some(action.rel()) {
+        made.push(action.rel().to_owned());
+    }
+    std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+    // chmod after chown: chown clears setuid/setgid bits.
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+}
+
+/// `base/rel` if every directory on the way is a real directory (a symlink planted in the upper
+/// dir is never followed); `None` if one is missing or is not a directory.
+fn beneath(base: &Path, rel: &Path) -> io::Result<Option<PathBuf>> {
     let comps = split(rel);
     let mut path = base.to_owned();
     for (i, c) in comps.iter().enumerate() {
         path.push(c);
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
         if i + 1 == comps.len() {
-            return Ok(Some(meta));
+            return Ok(Some(path));
         }
-        if !meta.is_dir() {
-            return Ok(None);
+        match fs::symlink_metadata(&path)
+            .map(Some)
+            .or_else(not_found_is_none)?
+        {
+            Some(m) if m.is_dir() => {}
+            _ => return Ok(None),
         }
     }
     Ok(None)
