@@ -4,7 +4,9 @@
 //!
 //! Rules for this file (the child of a multi-threaded process, see `syscalls`): no allocation, no
 //! locks, no panics: no `format!`, no `Vec` growth, no indexing that could panic, no `?` into
-//! anything that allocates. Buffers live on the stack.
+//! anything that allocates. Buffers live on the stack. The same holds for the `Syscalls` methods it
+//! calls: only raw syscalls or libc wrappers that are plain syscalls. glibc's `set*id`/`setgroups`
+//! are not (they broadcast to the parent's threads under a lock and hang the child; see `linux`).
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
