@@ -62,6 +62,9 @@ pub fn run(
     cancel: &CancelToken,
 ) -> Result<ExitStatus, SandboxError> {
     let prepared = prepare(spec)?;
+    if cancel.is_cancelled() {
+        return Err(SandboxError::Cancelled);
+    }
     let stubs = Stubs::create(&prepared.upper, &prepared.stubs).map_err(|source| {
         SandboxError::Prepare {
             what: "creating mount-point stubs".into(),

@@ -285,6 +285,18 @@ fn cancel_from_another_thread_kills_the_step() {
 }
 
 #[test]
+fn an_already_cancelled_token_runs_nothing() {
+    let f = fixture();
+    let sys = RecordingSyscalls::new();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = run(&f.spec, &sys, &mut |_, _| {}, &cancel).unwrap_err();
+    assert!(matches!(err, SandboxError::Cancelled), "{err:?}");
+    assert!(sys.calls().is_empty());
+    assert!(listing(&f.spec.upper_dir).is_empty());
+}
+
+#[test]
 fn output_is_streamed_as_lines_and_exit_codes_pass_through() {
     let f = fixture();
     let sys = RecordingSyscalls::new()
