@@ -423,28 +423,37 @@ fn run(
         resolv_conf: existing("/etc/resolv.conf"),
         hosts: existing("/etc/hosts"),
     };
-    let mut lines = LineSplitter::new(ctx);
+    let progress = ctx.exec.progress();
     let status = sandbox::run(
         &spec,
         &sandbox::LinuxSyscalls,
-        &mut |stream, bytes| lines.push(stream, bytes),
+        &mut |stream, line| {
+            // One call per line, newline stripped (the sandbox splits and caps lines).
+            progress.event(&Event::Output {
+                step: ctx.step_index,
+                stream: match stream {
+                    sandbox::Stream::Stdout => OutputStream::Stdout,
+                    sandbox::Stream::Stderr => OutputStream::Stderr,
+                },
+                text: &String::from_utf8_lossy(line),
+            });
+        },
         ctx.exec.cancel_token(),
     );
-    lines.flush();
     let status = status.map_err(|e| match e {
         sandbox::SandboxError::Cancelled => BuildError::Cancelled,
         other => ctx.fail("RUN", other.to_string()),
     })?;
     let command = argv.join(" ");
     match status {
-        sandbox::ExitStatus::Code(0) => Ok(()),
-        sandbox::ExitStatus::Code(code) => Err(BuildError::StepFailed {
+        sandbox::ExitStatus::Exited(0) => Ok(()),
+        sandbox::ExitStatus::Exited(code) => Err(BuildError::StepFailed {
             file: ctx.file.to_owned(),
             line: ctx.line,
             command,
             code,
         }),
-        sandbox::ExitStatus::Signal(signal) => Err(BuildError::StepKilled {
+        sandbox::ExitStatus::Signaled(signal) => Err(BuildError::StepKilled {
             file: ctx.file.to_owned(),
             line: ctx.line,
             command,
@@ -566,7 +575,7 @@ fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), String> {
     };
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
-        Err(_) => sandbox::user::resolve_user(user, &passwd, &group)
+        Err(_) => sandbox::resolve_user(user, &passwd, &group)
             .map_err(|e| e.to_string())?
             .uid,
     };
@@ -574,15 +583,26 @@ fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), String> {
         None => uid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => sandbox::user::lookup_group(g, &group).map_err(|e| e.to_string())?,
+            Err(_) => group_id(g, &group)
+                .ok_or_else(|| format!("no group {g:?} in the image's /etc/group"))?,
         },
     };
     Ok((uid, gid))
 }
 
+/// The gid of group `name` in an /etc/group file (`name:x:gid:members`).
+fn group_id(name: &str, group: &str) -> Option<u32> {
+    group.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name))
+            .then(|| fields.nth(1).and_then(|gid| gid.trim().parse().ok()))
+            .flatten()
+    })
+}
+
 fn user_ids(root: &Path, user: &str) -> Result<(u32, u32), String> {
     let (passwd, group) = read_user_db(root);
-    let resolved = sandbox::user::resolve_user(user, &passwd, &group).map_err(|e| e.to_string())?;
+    let resolved = sandbox::resolve_user(user, &passwd, &group).map_err(|e| e.to_string())?;
     Ok((resolved.uid, resolved.gid))
 }
 
@@ -726,50 +746,6 @@ fn other_keyword(step: &Step) -> &'static str {
     }
 }
 
-/// Splits a RUN's output into lines for the progress sink; partial lines wait for their end.
-struct LineSplitter<'a, 'b> {
-    ctx: &'a StepContext<'b>,
-    pending: [Vec<u8>; 2],
-}
-
-impl<'a, 'b> LineSplitter<'a, 'b> {
-    fn new(ctx: &'a StepContext<'b>) -> Self {
-        Self {
-            ctx,
-            pending: [Vec::new(), Vec::new()],
-        }
-    }
-
-    fn push(&mut self, stream: sandbox::Stream, bytes: &[u8]) {
-        let (slot, out) = match stream {
-            sandbox::Stream::Stdout => (0, OutputStream::Stdout),
-            sandbox::Stream::Stderr => (1, OutputStream::Stderr),
-        };
-        self.pending[slot].extend_from_slice(bytes);
-        while let Some(end) = self.pending[slot].iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending[slot].drain(..=end).collect();
-            self.emit(out, &line[..line.len() - 1]);
-        }
-    }
-
-    fn flush(&mut self) {
-        for (slot, out) in [(0, OutputStream::Stdout), (1, OutputStream::Stderr)] {
-            if !self.pending[slot].is_empty() {
-                let line = std::mem::take(&mut self.pending[slot]);
-                self.emit(out, &line);
-            }
-        }
-    }
-
-    fn emit(&self, stream: OutputStream, line: &[u8]) {
-        self.ctx.exec.progress().event(&Event::Output {
-            step: self.ctx.step_index,
-            stream,
-            text: &String::from_utf8_lossy(line),
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,6 +756,15 @@ mod tests {
         assert!(is_bare_heredoc("<<-'EOT'", "EOT"));
         assert!(!is_bare_heredoc("cat <<EOF > /x", "EOF"));
         assert!(!is_bare_heredoc("<<EOF2", "EOF"));
+    }
+
+    #[test]
+    fn group_ids_come_from_the_image_group_file() {
+        let group = "root:x:0:\napp:x:1000:alice\n#broken\nodd:x:notanumber:\n";
+        assert_eq!(group_id("app", group), Some(1000));
+        assert_eq!(group_id("root", group), Some(0));
+        assert_eq!(group_id("odd", group), None);
+        assert_eq!(group_id("missing", group), None);
     }
 
     #[test]

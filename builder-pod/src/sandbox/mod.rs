@@ -15,7 +15,7 @@ mod command;
 mod exec_check;
 mod linux;
 mod output;
-mod overlay;
+pub(crate) mod overlay;
 mod plan;
 mod recording;
 mod rootfs;
