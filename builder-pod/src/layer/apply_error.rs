@@ -69,6 +69,10 @@ pub enum TarDefect {
     UnsupportedType { typeflag: char },
     #[error("GNU sparse files are not supported")]
     Sparse,
+    #[error(
+        "the ustar prefix field is read differently by GNU tar and Go (bad version or star format)"
+    )]
+    AmbiguousPrefix,
 }
 
 /// Why a layer could not be applied. The target tree may hold a prefix of the layer: callers

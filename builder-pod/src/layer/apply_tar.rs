@@ -19,8 +19,8 @@ use std::sync::Arc;
 use super::apply_decompress::DecompressFailed;
 use super::apply_error::{ApplyError, LimitKind, TarDefect};
 use super::apply_pax::{
-    PaxRecord, Timestamp, checksum_matches, header_number, header_string, header_unsigned,
-    header_unsigned_or_zero, parse_pax_records, pax_decimal, pax_time,
+    PaxRecord, Timestamp, checksum_matches, header_number, header_string, header_unsigned_or_zero,
+    parse_pax_records, pax_decimal, pax_time,
 };
 use super::limits::{ByteBudget, Limits};
 
@@ -125,9 +125,8 @@ impl<R: Read> TarReader<R> {
             if !checksum_matches(&block).map_err(defect)? {
                 return Err(defect(TarDefect::Checksum));
             }
-            // A blank size field is 0 to Go and an error to GNU tar: refuse it, it frames the
-            // stream.
-            let size = header_unsigned(&block[124..136], "size").map_err(defect)?;
+            // A blank size field is 0 to both GNU tar and Go.
+            let size = header_unsigned_or_zero(&block[124..136], "size").map_err(defect)?;
             match block[156] {
                 b'x' => {
                     if pending.pax.is_some() {
@@ -348,25 +347,20 @@ fn decode_header(block: &[u8; BLOCK], size: u64) -> Result<TarEntry, TarDefect> 
     let version = &block[263..265];
     let ustar = magic == b"ustar\0";
     let gnu = magic == b"ustar " && version == b" \0";
-    if ustar && version != b"00" {
-        // GNU tar reads this as ustar (with the prefix field), Go as V7 (without it).
-        return Err(TarDefect::UnsupportedType {
-            typeflag: char::from(block[156]),
-        });
+    let prefix = if ustar {
+        header_string(&block[345..500])
+    } else {
+        &[][..]
+    };
+    if !prefix.is_empty() && (version != b"00" || &block[508..512] == b"tar\0") {
+        // A bad ustar version makes Go read V7 (no prefix) and GNU tar ustar (prefix); the
+        // star format has a 131-byte prefix for Go and 155 bytes for GNU tar.
+        return Err(TarDefect::AmbiguousPrefix);
     }
     let mut name = Vec::new();
-    if ustar {
-        let prefix = header_string(&block[345..500]);
-        if !prefix.is_empty() {
-            if &block[508..512] == b"tar\0" {
-                // star format: Go reads a 131-byte prefix, GNU tar 155 bytes.
-                return Err(TarDefect::UnsupportedType {
-                    typeflag: char::from(block[156]),
-                });
-            }
-            name.extend_from_slice(prefix);
-            name.push(b'/');
-        }
+    if !prefix.is_empty() {
+        name.extend_from_slice(prefix);
+        name.push(b'/');
     }
     name.extend_from_slice(header_string(&block[0..100]));
     let numeric_device = |range: std::ops::Range<usize>, field| -> Result<u32, TarDefect> {

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod gnu_tar;
 pub mod oracle;
 pub mod tar_builder;
 

@@ -248,6 +248,9 @@ pub fn header_block(entry: &Entry) -> [u8; 512] {
     header.set_cksum();
     let mut block = [0u8; 512];
     block.copy_from_slice(header.as_bytes());
+    // `EntryType` normalises `\0` to `0`; old-style typeflags are written raw.
+    block[156] = entry.typeflag;
+    fix_checksum(&mut block);
     block
 }
 
