@@ -85,7 +85,7 @@ fn fixtures() -> Vec<(&'static str, Expect, Vec<u8>)> {
     // A directory with a body: GNU tar and Go ignore the size, tar-rs skips the body.
     let mut f = TarFixture::new();
     let mut dir = Entry::dir("d/");
-    dir.data = inner.clone();
+    dir.data = inner;
     f.push(dir);
     out.push(("dir with body", Expect::Refuse, f.finish()));
     // '0' with a trailing slash: GNU tar makes a directory, Go a file named `x/`. With the
@@ -339,7 +339,7 @@ fn ustar_prefix_split_and_huge_uid_moby_prefix_header_readable() {
     fix_checksum(&mut block);
     let mut fixture = TarFixture::new();
     fixture.raw(&block);
-    fixture.raw(&[b'x']);
+    fixture.raw(b"x");
     fixture.raw(&[0u8; 511]);
     let tar = fixture.finish();
     assert_eq!(our_listing(&tar), gnu_listing(&tar));

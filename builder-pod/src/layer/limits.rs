@@ -134,7 +134,8 @@ mod tests {
     #[test]
     fn defaults_refuse_the_catalogue_sizes() {
         let limits = Limits::default();
-        // §2.3 #24: a million entries, a 1 GiB PAX record and 10k-deep trees are all refused.
+        // §2.3 #24: more than 10^6 entries, a 1 GiB PAX record and 10k-deep trees are all
+        // refused by default.
         assert!(limits.max_entries <= 1_000_000);
         assert!(limits.max_header_bytes < 1 << 30);
         assert!(limits.max_depth < 10_000);
