@@ -16,8 +16,8 @@
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use super::apply_decompress::DecompressFailed;
 use super::apply_error::{ApplyError, LimitKind, TarDefect};
+use super::apply_input::{Counted, read_error};
 use super::apply_pax::{
     PaxRecord, Timestamp, checksum_matches, header_number, header_string, header_unsigned_or_zero,
     parse_pax_records, pax_decimal, pax_time,
@@ -86,12 +86,7 @@ pub(crate) struct TarReader<R> {
 impl<R: Read> TarReader<R> {
     pub(crate) fn new(reader: R, limits: &Limits, budget: Option<Arc<ByteBudget>>) -> Self {
         Self {
-            input: Counted {
-                inner: reader,
-                read: 0,
-                max: limits.max_bytes,
-                budget,
-            },
+            input: Counted::new(reader, limits.max_bytes, budget),
             limits: limits.clone(),
             entries: 0,
             body_left: 0,
@@ -102,7 +97,7 @@ impl<R: Read> TarReader<R> {
 
     /// Decompressed bytes consumed so far.
     pub(crate) fn offset(&self) -> u64 {
-        self.input.read
+        self.input.read_so_far()
     }
 
     /// The next entry, or `None` at the end of the archive. Skips whatever the caller left
@@ -510,89 +505,3 @@ fn check_global_header(records: &[PaxRecord]) -> Result<(), TarDefect> {
 fn padding(size: u64) -> u64 {
     (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
-
-/// Turns a read failure into the typed error it stands for.
-pub(crate) fn read_error(err: io::Error, offset: u64) -> ApplyError {
-    let err = match err.downcast::<LimitHit>() {
-        Ok(hit) => {
-            return ApplyError::LimitExceeded {
-                limit: hit.kind,
-                value: hit.value,
-                max: hit.max,
-                entry: None,
-            };
-        }
-        Err(err) => err,
-    };
-    let err = match err.downcast::<DecompressFailed>() {
-        Ok(failed) => {
-            return ApplyError::Decompress {
-                codec: failed.codec,
-                source: failed.source,
-            };
-        }
-        Err(err) => err,
-    };
-    if err.kind() == io::ErrorKind::UnexpectedEof {
-        return ApplyError::Tar {
-            offset,
-            defect: TarDefect::Truncated,
-        };
-    }
-    ApplyError::Read {
-        offset,
-        source: err,
-    }
-}
-
-/// The decompressed input, counted against the layer cap and the image budget.
-struct Counted<R> {
-    inner: R,
-    read: u64,
-    max: u64,
-    budget: Option<Arc<ByteBudget>>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.read += read as u64;
-        if self.read > self.max {
-            return Err(io::Error::other(LimitHit {
-                kind: LimitKind::LayerBytes,
-                value: self.read,
-                max: self.max,
-            }));
-        }
-        if let Some(budget) = &self.budget {
-            budget.charge(read as u64).map_err(|exhausted| {
-                io::Error::other(LimitHit {
-                    kind: LimitKind::ImageBytes,
-                    value: exhausted.used,
-                    max: exhausted.limit,
-                })
-            })?;
-        }
-        Ok(read)
-    }
-}
-
-/// Payload of the I/O error [`Counted`] raises at a cap.
-#[derive(Debug)]
-struct LimitHit {
-    kind: LimitKind,
-    value: u64,
-    max: u64,
-}
-
-impl std::fmt::Display for LimitHit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "limit {:?} exceeded: {} > {}",
-            self.kind, self.value, self.max
-        )
-    }
-}
-
-impl std::error::Error for LimitHit {}

@@ -27,9 +27,10 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, 
 use xattr::FileExt;
 
 use super::apply_error::{ApplyError, lossy};
+use super::apply_input::read_error;
 use super::apply_pax::Timestamp;
 use super::apply_remove::remove_tree;
-use super::apply_tar::{EntryKind, TarEntry, read_error};
+use super::apply_tar::{EntryKind, TarEntry};
 use super::apply_whiteout::is_overlay_whiteout;
 use super::resolve::{InRootDir, is_type, lstat_at};
 

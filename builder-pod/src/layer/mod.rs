@@ -5,6 +5,7 @@
 pub mod apply;
 mod apply_decompress;
 mod apply_error;
+mod apply_input;
 mod apply_pax;
 mod apply_remove;
 mod apply_tar;

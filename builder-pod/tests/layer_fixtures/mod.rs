@@ -14,6 +14,6 @@ pub mod oracle;
 pub mod tar_builder;
 
 #[allow(unused_imports)]
-pub use oracle::{Sandbox, Tree, snapshot};
+pub use oracle::{MODES, Sandbox, Tree, contained, same_inode, snapshot};
 #[allow(unused_imports)]
 pub use tar_builder::{Entry, TarFixture};

@@ -156,3 +156,25 @@ impl Sandbox {
         }
     }
 }
+
+/// Both extraction modes, for tests that must hold in each.
+pub const MODES: [ApplyMode; 2] = [ApplyMode::Flatten, ApplyMode::OverlayLayer];
+
+/// Whether two paths (not followed) are the same inode.
+pub fn same_inode(a: &Path, b: &Path) -> bool {
+    let (a, b) = (
+        fs::symlink_metadata(a).expect("lstat"),
+        fs::symlink_metadata(b).expect("lstat"),
+    );
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// Applies `tar` in Flatten mode to a fresh sandbox and requires success and containment.
+pub fn contained(tar: &[u8]) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox
+        .apply(tar, ApplyMode::Flatten)
+        .unwrap_or_else(|err| panic!("expected success: {err}"));
+    sandbox.assert_outside_unchanged();
+    sandbox
+}
