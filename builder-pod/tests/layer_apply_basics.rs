@@ -224,3 +224,31 @@ fn directory_entry_over_existing_directory_merges() {
     );
     sandbox.assert_outside_unchanged();
 }
+
+#[test]
+fn same_owner_false_keeps_the_extracting_user() {
+    let layer = TarFixture::new()
+        .add(Entry::dir("d/").owner(1234, 1234))
+        .add(Entry::file("d/f", b"x").owner(1234, 1234).mode(0o640))
+        .add(Entry::symlink("d/l", "f").owner(1234, 1234))
+        .finish();
+    let sandbox = Sandbox::new();
+    let options = stratum_builder::layer::ApplyOptions {
+        same_owner: false,
+        ..stratum_builder::layer::ApplyOptions::new(ApplyMode::Flatten)
+    };
+    sandbox.apply_with(&layer, &options).unwrap();
+    let euid = nix::unistd::geteuid().as_raw();
+    for path in ["d", "d/f", "d/l"] {
+        assert_eq!(
+            fs::symlink_metadata(sandbox.at(path)).unwrap().uid(),
+            euid,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        fs::metadata(sandbox.at("d/f")).unwrap().mode() & 0o7777,
+        0o640
+    );
+    sandbox.assert_outside_unchanged();
+}
