@@ -518,3 +518,22 @@ fn owner_names_are_never_resolved_cve_2019_14271() {
     let meta = fs::metadata(sandbox.at("owned")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
 }
+
+#[test]
+fn hardlink_to_a_target_whited_out_in_the_same_layer_is_refused_in_both_modes() {
+    // OverlayLayer renders the deletion as a 0/0 device; linking to it would plant a second
+    // whiteout, so both modes agree that the target is gone.
+    let tar = TarFixture::new()
+        .add(Entry::file(".wh.x", b""))
+        .add(Entry::hardlink("y", "x"))
+        .finish();
+    for mode in MODES {
+        let sandbox = Sandbox::new();
+        let result = sandbox.apply(&tar, mode);
+        assert!(
+            matches!(result, Err(ApplyError::Hardlink { .. })),
+            "{mode:?}: {result:?}"
+        );
+        sandbox.assert_outside_unchanged();
+    }
+}

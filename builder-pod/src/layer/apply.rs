@@ -25,11 +25,12 @@ use super::apply_pax::Timestamp;
 use super::apply_remove::{list_children, remove_tree};
 use super::apply_tar::{EntryKind, TarEntry, TarReader};
 use super::apply_whiteout::{
-    Marker, Written, classify, flatten_opaque, flatten_whiteout, overlay_whiteout, set_opaque,
+    Marker, Written, classify, flatten_opaque, flatten_whiteout, is_overlay_whiteout,
+    overlay_whiteout, set_opaque,
 };
 use super::apply_write::{
-    Owner, Previous, clear_slot, device_allowed, finish_dir, make_dir, make_hardlink, make_node,
-    make_symlink, set_dir_metadata, write_file,
+    Owner, Previous, clear_slot, copy_body, device_allowed, finish_dir, make_dir, make_hardlink,
+    make_node, make_symlink, set_dir_metadata, write_file,
 };
 use super::limits::{ByteBudget, Limits};
 use super::resolve::{InRootDir, LayerRoot, Walk, is_type, lstat_at};
@@ -100,18 +101,28 @@ pub fn apply_layer<R: Read>(
     }
     let mut tar = TarReader::new(reader, &opts.limits, opts.budget.clone());
     let mut applier = Applier::new(&layer_root, opts);
-    let result = applier.run(&mut tar);
-    if result.is_err() && opts.mode == ApplyMode::OverlayLayer {
-        let top = layer_root.dir()?;
-        for child in list_children(&top)? {
-            remove_tree(&top, &child)?;
+    if let Err(err) = applier.run(&mut tar) {
+        if opts.mode == ApplyMode::OverlayLayer {
+            // Nothing of a failed layer may be committed; a failure to clean up is logged, the
+            // extraction error is what the caller needs.
+            if let Err(cleanup) = empty_directory(&layer_root) {
+                tracing::warn!(root = %root.display(), error = %cleanup, "emptying a failed layer directory");
+            }
         }
+        return Err(err);
     }
-    result?;
     Ok(ApplyStats {
         entries: applier.entries,
         bytes: tar.offset(),
     })
+}
+
+fn empty_directory(root: &LayerRoot) -> Result<(), ApplyError> {
+    let top = root.dir()?;
+    for child in list_children(&top)? {
+        remove_tree(&top, &child)?;
+    }
+    Ok(())
 }
 
 /// One entry as seen by [`list_entries`].
@@ -170,6 +181,8 @@ struct Applier<'a> {
     /// Canonical directory location → deferred mode and times.
     directories: BTreeMap<Vec<OsString>, DirFinish>,
     entries: u64,
+    /// Copy buffer shared by every file of the layer.
+    buffer: Vec<u8>,
 }
 
 impl<'a> Applier<'a> {
@@ -184,6 +197,7 @@ impl<'a> Applier<'a> {
             written: Written::default(),
             directories: BTreeMap::new(),
             entries: 0,
+            buffer: vec![0; 128 * 1024],
         }
     }
 
@@ -301,7 +315,11 @@ impl<'a> Applier<'a> {
         match entry.kind {
             EntryKind::File => {
                 let offset = tar.offset();
-                write_file(dir, name, entry, tar.body(), self.owner, || offset)
+                let display = dir.display_child(name);
+                let buffer = &mut self.buffer;
+                write_file(dir, name, entry, self.owner, |file| {
+                    copy_body(tar.body(), file, buffer, &display, offset)
+                })
             }
             EntryKind::Dir => {
                 let created = make_dir(dir, name, previous, entry, self.owner)?;
@@ -351,6 +369,11 @@ impl<'a> Applier<'a> {
             .ok_or_else(|| fail("the target does not exist in the layer root"))?;
         if is_type(&target_stat, SFlag::S_IFDIR) {
             return Err(fail("the target is a directory"));
+        }
+        if is_overlay_whiteout(&target_stat) {
+            // Deleted earlier in this layer (OverlayLayer renders that as a 0/0 device): there
+            // is nothing to link to, exactly as in Flatten mode.
+            return Err(fail("the target does not exist in the layer root"));
         }
         let existing = lstat_at(dir.fd(), name)
             .map_err(|err| ApplyError::io("lstat", dir.display_child(name), err))?;

@@ -103,14 +103,14 @@ pub(crate) struct Owner {
     pub(crate) same_owner: bool,
 }
 
-/// Writes a regular file from `body`; removes the partial file on any failure (§2.3 #24).
-pub(crate) fn write_file<R: Read>(
+/// Creates the regular file `name`, lets `fill` write its content, then sets its metadata;
+/// removes the partial file on any failure (§2.3 #24).
+pub(crate) fn write_file(
     dir: &InRootDir,
     name: &OsStr,
     entry: &TarEntry,
-    body: R,
     owner: Owner,
-    stream_offset: impl Fn() -> u64,
+    fill: impl FnOnce(&mut File) -> Result<(), ApplyError>,
 ) -> Result<(), ApplyError> {
     let display = || dir.display_child(name);
     let fd = openat(
@@ -121,8 +121,8 @@ pub(crate) fn write_file<R: Read>(
     )
     .map_err(|err| ApplyError::io("creating", display(), err))?;
     let mut file = File::from(fd);
-    let written = copy_body(body, &mut file, &display, &stream_offset)
-        .and_then(|()| set_fd_metadata(&file, entry, owner, &display, true));
+    let written =
+        fill(&mut file).and_then(|()| set_fd_metadata(&file, entry, owner, &display, true));
     if written.is_err() {
         // Best effort: the error that matters is the one we return.
         let _ = unlinkat(dir.fd(), name, UnlinkatFlags::NoRemoveDir);
@@ -130,22 +130,25 @@ pub(crate) fn write_file<R: Read>(
     written
 }
 
-fn copy_body<R: Read>(
+/// Copies `body` into `file` through `buffer` (reused across files: a fresh 128 KiB buffer per
+/// file would cost more than small files do). Read failures become the typed error they stand
+/// for (a cap, truncation, a decoder failure) at `stream_offset`.
+pub(crate) fn copy_body<R: Read>(
     mut body: R,
     file: &mut File,
-    display: &dyn Fn() -> String,
-    stream_offset: &dyn Fn() -> u64,
+    buffer: &mut [u8],
+    display: &str,
+    stream_offset: u64,
 ) -> Result<(), ApplyError> {
-    let mut buffer = vec![0u8; 128 * 1024];
     loop {
-        let read = match body.read(&mut buffer) {
+        let read = match body.read(buffer) {
             Ok(0) => return Ok(()),
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(read_error(err, stream_offset())),
+            Err(err) => return Err(read_error(err, stream_offset)),
         };
         file.write_all(&buffer[..read])
-            .map_err(|err| ApplyError::io("writing", display(), err))?;
+            .map_err(|err| ApplyError::io("writing", display, err))?;
     }
 }
 

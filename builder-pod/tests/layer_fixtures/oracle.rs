@@ -21,6 +21,8 @@ pub struct Node {
     pub rdev: u64,
     pub sha256: Option<String>,
     pub link: Option<PathBuf>,
+    /// Extended attributes, sorted (`trusted.*` included: we run as root).
+    pub xattrs: Vec<(String, Vec<u8>)>,
 }
 
 /// Relative path → node, for a whole tree.
@@ -50,6 +52,16 @@ pub fn snapshot(root: &Path, exclude: Option<&Path>) -> Tree {
         let link = file_type
             .is_symlink()
             .then(|| fs::read_link(item.path()).expect("readlink"));
+        let mut xattrs: Vec<(String, Vec<u8>)> = xattr::list(item.path())
+            .expect("listxattr")
+            .map(|name| {
+                let value = xattr::get(item.path(), &name)
+                    .expect("getxattr")
+                    .unwrap_or_default();
+                (name.to_string_lossy().into_owned(), value)
+            })
+            .collect();
+        xattrs.sort();
         let relative = item
             .path()
             .strip_prefix(root)
@@ -68,6 +80,7 @@ pub fn snapshot(root: &Path, exclude: Option<&Path>) -> Tree {
                 rdev: meta.rdev(),
                 sha256,
                 link,
+                xattrs,
             },
         );
     }
@@ -108,6 +121,8 @@ impl Sandbox {
         fs::hard_link(victim.join("hello"), victim.join("hello-link")).unwrap();
         symlink("hello", victim.join("hello-symlink")).unwrap();
         fs::write(evil.join("secret"), b"secret").unwrap();
+        xattr::set(victim.join("hello"), "user.sentinel", b"untouched")
+            .expect("user xattrs on the test filesystem");
         let before = snapshot(&top, Some(&dest));
         Self {
             _tmp: tmp,
