@@ -16,8 +16,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use stratum_builder::layer::writer::Compression;
 use stratum_builder::layer::{
-    Change, ChangeKind, Compression, DiffError, LayerBlob, WriteOptions, diff_upper, write_layer,
+    Change, ChangeKind, DiffError, LayerBlob, WriteOptions, diff_upper, write_layer,
 };
 
 use apply::Member;

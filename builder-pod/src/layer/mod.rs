@@ -8,6 +8,7 @@ pub mod lower;
 pub mod writer;
 mod writer_tar;
 
-pub use compress::Compression;
+// `Compression` (with levels) is not re-exported here: the apply side has a detection-only enum
+// of the same name. Use `layer::writer::Compression`.
 pub use diff::{Change, ChangeKind, DiffError, diff_upper};
 pub use writer::{LayerBlob, LayerWriteError, WriteOptions, write_layer};

@@ -19,7 +19,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::compress::{CompressError, Compression, LayerSink};
+pub use super::compress::Compression;
+use super::compress::{CompressError, LayerSink};
 use super::diff::{Change, ChangeKind};
 use super::diff_xattr;
 use super::writer_tar::{self, END_OF_ARCHIVE, EntryHeader, EntryType, MAX_MTIME};

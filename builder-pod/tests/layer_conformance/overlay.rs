@@ -96,7 +96,8 @@ impl Stack {
     pub fn flatten_lowers(&mut self, dest: &Path) -> Result<()> {
         let view = self.tmp.path().join("lower-view");
         std::fs::create_dir_all(&view)?;
-        let data = format!("{},ro", self.lowerdir());
+        // No upperdir: overlayfs mounts the lowers read-only.
+        let data = self.lowerdir();
         self.mount_at(&view, &data)?;
         let copied = copy_tree(&view, dest);
         let target = self.mounted.pop().expect("just mounted");
