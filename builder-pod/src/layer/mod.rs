@@ -1,6 +1,6 @@
-//! Layers: applying tar layers to directories (this module's `apply`), and — from other
-//! modules — turning an upper directory into a layer and compressing it.
-//! See docs/arch/layer-apply.md.
+//! Layers: applying tar layers to directories ([`apply`], docs/arch/layer-apply.md), and turning
+//! an overlay upper directory into a compressed, digested layer ([`diff`], [`writer`],
+//! docs/arch/layer-diff.md).
 
 pub mod apply;
 mod apply_decompress;
@@ -15,8 +15,20 @@ pub mod limits;
 mod resolve;
 mod resolve_name;
 
+pub mod compress;
+pub mod diff;
+mod diff_xattr;
+pub mod lower;
+pub mod writer;
+mod writer_tar;
+
 pub use apply::{ApplyMode, ApplyOptions, ApplyStats, ListedEntry, apply_layer, list_entries};
-pub use apply_decompress::{Compression, Sniffed, decompress, sniff};
+pub use apply_decompress::{Sniffed, decompress, sniff};
 pub use apply_error::{ApplyError, LimitKind, TarDefect};
 pub use apply_tar::EntryKind;
 pub use limits::{BudgetExhausted, ByteBudget, Limits};
+
+// Two `Compression`s: the apply side's detected format and the writer's codec with its level.
+pub use apply_decompress::Compression as DetectedCompression;
+pub use diff::{Change, ChangeKind, DiffError, diff_upper};
+pub use writer::{Compression, LayerBlob, LayerWriteError, WriteOptions, write_layer};
