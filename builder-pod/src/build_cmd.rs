@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{BuildArgs, Compression, Format, Network, Progress};
-use stratum_builder::build::progress::{self, Progress as _};
+use stratum_builder::build::progress;
 use stratum_builder::build::{BuildOutcome, BuildSpec, Executor, ImageFormat, NetworkMode};
 use stratum_builder::image::{MediaType, Reference, Serialized, Tag};
 use stratum_builder::layer;
@@ -324,16 +324,12 @@ fn print_summary(outcome: &BuildOutcome, quiet: bool) {
 fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
     let dir = store.scratch_dir("context")?;
     let stdin = std::io::stdin().lock();
-    let reader: Box<dyn Read> = layer::apply::decompress(stdin)
+    let reader: Box<dyn Read> = layer::decompress(stdin)
         .map_err(|e| anyhow::anyhow!("reading the context tar from standard input: {e}"))?;
-    layer::apply::apply_layer(
+    layer::apply_layer(
         reader,
         dir.path(),
-        &layer::apply::ApplyOptions {
-            mode: layer::apply::ApplyMode::Flatten,
-            same_owner: false,
-            ..layer::apply::ApplyOptions::default()
-        },
+        &layer::ApplyOptions::new(layer::ApplyMode::Flatten),
     )
     .map_err(|e| anyhow::anyhow!("extracting the context tar from standard input: {e}"))?;
     Ok(dir)

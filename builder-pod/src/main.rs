@@ -81,7 +81,10 @@ fn build(args: &BuildArgs) -> Result<()> {
         }
         Progress::Auto | Progress::Plain => {
             for warning in &plan.warnings {
-                eprintln!("warning: {warning}");
+                match warning.line {
+                    Some(line) => eprintln!("warning: {}:{line}: {}", plan.file, warning.message),
+                    None => eprintln!("warning: {}", warning.message),
+                }
             }
             write!(out, "{plan}")?;
         }

@@ -1,2 +1,2 @@
 #!/bin/sh
-echo "$GREETING: running as $(id -un) in $(pwd)"
+echo "$GREETING: running as $(whoami) in $(pwd)"

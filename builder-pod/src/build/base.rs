@@ -12,7 +12,7 @@ use super::BuildError;
 use super::executor::Executor;
 use crate::image::digest::Digester;
 use crate::image::{Digest, ImageConfig, Platform, Reference};
-use crate::layer::apply::{ApplyMode, ApplyOptions, apply_layer, decompress};
+use crate::layer::{ApplyMode, ApplyOptions, apply_layer, decompress};
 use crate::output::LayerInfo;
 use crate::store::EnsureLayerError;
 
@@ -105,10 +105,7 @@ pub(crate) fn unpack(
             inner: plain,
             digester: Digester::new(),
         };
-        let options = ApplyOptions {
-            mode: ApplyMode::OverlayLayer,
-            ..ApplyOptions::default()
-        };
+        let options = ApplyOptions::new(ApplyMode::OverlayLayer);
         apply_layer(&mut hashed, dir, &options).map_err(|e| e.to_string())?;
         // The tar ends before the stream does (end-of-archive blocks, padding); the diffID covers
         // every byte.

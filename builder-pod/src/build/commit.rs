@@ -17,7 +17,8 @@ use crate::output::LayerInfo;
 /// Scratch directories for one filesystem-changing step, inside the store (same filesystem as
 /// `layers/`, so the upper can be renamed into place; never on overlayfs).
 pub(crate) struct StepDirs {
-    pub scratch: tempfile::TempDir,
+    /// Owns the directories: dropping it removes whatever the step left behind.
+    pub _scratch: tempfile::TempDir,
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
@@ -33,7 +34,7 @@ impl StepDirs {
             upper: scratch.path().join("upper"),
             work: scratch.path().join("work"),
             merged: scratch.path().join("merged"),
-            scratch,
+            _scratch: scratch,
         };
         for dir in [&dirs.upper, &dirs.work, &dirs.merged] {
             fs::create_dir(dir).map_err(io_err(dir))?;

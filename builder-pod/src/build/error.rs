@@ -87,7 +87,7 @@ impl BuildError {
             Self::StepFailed { line, .. } | Self::StepKilled { line, .. } | Self::Step { line, .. } => {
                 Some(*line)
             }
-            Self::Dockerfile(e) => e.line(),
+            Self::Dockerfile(e) => e.line,
             _ => None,
         }
     }

@@ -132,7 +132,7 @@ impl Executor {
     pub(crate) fn cancel_token(&self) -> &CancelToken {
         &self.cancel
     }
-    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
     /// Threads a layer commit may use for compression.
@@ -181,7 +181,14 @@ impl Executor {
             })
             .collect();
         let plan = dockerfile::plan(&df, &options)?;
-        let warnings: Vec<String> = plan.warnings.iter().map(ToString::to_string).collect();
+        let warnings: Vec<String> = plan
+            .warnings
+            .iter()
+            .map(|w| match w.line {
+                Some(line) => format!("{}:{line}: {} ({})", plan.file, w.message, w.rule),
+                None => format!("{} ({})", w.message, w.rule),
+            })
+            .collect();
         for message in &warnings {
             self.progress.event(&Event::Warning { message });
         }
@@ -410,7 +417,7 @@ impl StageRun<'_> {
                 state
             }
         };
-        self.report(self.stage.line, &self.stage.original, true, started);
+        self.report(self.stage.line, &self.stage.original, true, None, started);
 
         for instruction in &self.stage.instructions {
             self.exec.check_cancelled()?;
@@ -420,8 +427,8 @@ impl StageRun<'_> {
                 .as_deref()
                 .map_or_else(|| instruction.original.clone(), |t| format!("ONBUILD {t}"));
             self.announce(instruction.line, &shown);
-            let cached = self.run_instruction(&mut state, instruction)?;
-            self.report(instruction.line, &shown, cached, started);
+            let (cached, layer) = self.run_instruction(&mut state, instruction)?;
+            self.report(instruction.line, &shown, cached, layer.as_deref(), started);
         }
         // The finished stage as an image: what a later `FROM <stage>` starts from.
         state.image.config = state.meta.config.clone();
@@ -431,17 +438,18 @@ impl StageRun<'_> {
         Ok(state)
     }
 
-    /// Runs one instruction; returns whether its result came from the cache.
+    /// Runs one instruction; returns whether its result came from the cache, and the digest of
+    /// the layer it added, if any.
     fn run_instruction(
         &mut self,
         state: &mut StageState,
         instruction: &dockerfile::plan::PlannedInstruction,
-    ) -> Result<bool, BuildError> {
+    ) -> Result<(bool, Option<String>), BuildError> {
         let created = rfc3339(self.exec.created());
         if let Some(created_by) = state.meta.apply(&instruction.step) {
             state.cache_key = self.key(state, &created_by, None).0.to_string();
             push_history(state, created, created_by, true);
-            return Ok(false);
+            return Ok((false, None));
         }
         if let Step::Workdir { path } = &instruction.step {
             state.meta.apply_workdir(path);
@@ -453,7 +461,6 @@ impl StageRun<'_> {
             deps: self.deps,
             file: &self.plan.file,
             line: instruction.line,
-            original: &instruction.original,
             step_index: self.step,
         };
         let prepared = ctx.prepare(state, &instruction.step)?;
@@ -478,13 +485,14 @@ impl StageRun<'_> {
             }
         };
         let empty = layer.is_none();
+        let digest = layer.as_ref().map(|(info, _)| info.digest.to_string());
         if let Some((info, dir)) = layer {
             state.layers.push(info);
             state.lower_dirs.push(dir);
         }
         state.cache_key = key.0.to_string();
         push_history(state, created, prepared.created_by, empty);
-        Ok(hit)
+        Ok((hit, digest))
     }
 
     /// A cache hit: the layer's directory, unpacked again from its blob if it was collected.
@@ -523,13 +531,20 @@ impl StageRun<'_> {
         });
     }
 
-    fn report(&mut self, line: usize, instruction: &str, cached: bool, started: Instant) {
+    fn report(
+        &mut self,
+        line: usize,
+        instruction: &str,
+        cached: bool,
+        layer: Option<&str>,
+        started: Instant,
+    ) {
         let duration_ms = started.elapsed().as_millis() as u64;
         self.exec.progress().event(&Event::StepFinished {
             step: self.step,
             cached,
             duration_ms,
-            layer: None,
+            layer,
         });
         self.reports.push(StepReport {
             index: self.step,

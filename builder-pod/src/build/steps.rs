@@ -35,11 +35,10 @@ use crate::sandbox::{self, RunSpec};
 pub(crate) struct StepContext<'a> {
     pub exec: &'a Executor,
     pub plan: &'a Plan,
-    pub bases: &'a std::collections::BTreeMap<String, BaseImage>,
+    pub bases: &'a BTreeMap<String, BaseImage>,
     pub deps: &'a HashMap<usize, StageState>,
     pub file: &'a str,
     pub line: usize,
-    pub original: &'a str,
     pub step_index: usize,
 }
 
@@ -78,10 +77,14 @@ struct CopyWork {
 /// The filesystem a COPY reads from.
 enum SourceRoot {
     Context(LocalContext),
-    /// A scratch directory holding heredoc bodies or downloaded URLs.
-    Scratch(LocalContext, tempfile::TempDir),
-    /// Another stage or an image, mounted read-only for the duration of the step.
-    Mounted(LocalContext, Overlay, StepDirs),
+    /// A scratch directory holding heredoc bodies or downloaded URLs (removed on drop).
+    Scratch(LocalContext, #[allow(dead_code)] tempfile::TempDir),
+    /// Another stage or an image, mounted for the duration of the step (unmounted on drop).
+    Mounted(
+        LocalContext,
+        #[allow(dead_code)] Overlay,
+        #[allow(dead_code)] StepDirs,
+    ),
 }
 
 impl SourceRoot {
@@ -531,18 +534,15 @@ fn extract(
                 .map_err(|e| format!("running {program} to decompress: {e}"))?;
             Box::new(child.stdout.ok_or("no decompressor output")?)
         }
-        _ => crate::layer::apply::decompress(std::io::BufReader::new(file))
+        _ => crate::layer::decompress(std::io::BufReader::new(file))
             .map_err(|e| e.to_string())?,
     };
     // The directory descriptor stands in for the path, so nothing re-resolves `dest`.
     let target = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
-    crate::layer::apply::apply_layer(
+    crate::layer::apply_layer(
         reader,
         &target,
-        &crate::layer::apply::ApplyOptions {
-            mode: crate::layer::apply::ApplyMode::Flatten,
-            ..crate::layer::apply::ApplyOptions::default()
-        },
+        &crate::layer::ApplyOptions::new(crate::layer::ApplyMode::Flatten),
     )
     .map_err(|e| e.to_string())?;
     Ok(())

@@ -26,7 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use blobs::BlobWriter;
-pub use layers::chain_id;
+pub use layers::{EnsureLayerError, chain_id};
 
 use crate::image::Digest;
 
