@@ -193,10 +193,12 @@ impl Inner {
                 .http
                 .request(call.method.clone(), call.url.clone())
                 .headers(call.headers.clone());
-            if to_registry
-                && let Some(value) = self.auth.header(host, call.scope, &credential).await?
-            {
-                request = request.header(AUTHORIZATION, value);
+            let sent = match to_registry {
+                true => self.auth.header(host, call.scope, &credential).await?,
+                false => None,
+            };
+            if let Some(value) = &sent {
+                request = request.header(AUTHORIZATION, value.clone());
             }
             request = match &call.body {
                 CallBody::Empty => request.header(CONTENT_LENGTH, 0),
@@ -226,7 +228,13 @@ impl Inner {
                     });
                 }
                 self.auth
-                    .challenged(host, call.scope, &credential, response.headers())
+                    .challenged(
+                        host,
+                        call.scope,
+                        &credential,
+                        sent.as_ref(),
+                        response.headers(),
+                    )
                     .await?;
                 reauthenticated = true;
                 continue;
