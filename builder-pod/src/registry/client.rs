@@ -216,6 +216,13 @@ impl Inner {
                 })?;
             let status = response.status().as_u16();
             tracing::debug!(request = %call.describe(), status, "registry response");
+            if status >= 400 && response.url() != &call.url {
+                return Err(RegistryError::RedirectTarget {
+                    request: call.describe(),
+                    target: redact_query(response.url()),
+                    status,
+                });
+            }
             if status == 401 && to_registry {
                 if reauthenticated {
                     let errors = ApiErrors::parse(&read_error_body(response).await);
@@ -238,13 +245,6 @@ impl Inner {
                     .await?;
                 reauthenticated = true;
                 continue;
-            }
-            if status >= 400 && response.url() != &call.url {
-                return Err(RegistryError::RedirectTarget {
-                    request: call.describe(),
-                    target: redact_query(response.url()),
-                    status,
-                });
             }
             if is_retryable_status(status) {
                 return Err(status_error(call.describe(), response).await);

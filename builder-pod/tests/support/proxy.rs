@@ -39,10 +39,15 @@ pub enum Fault {
     ShortBody { keep: usize },
     /// Forward; set (or with `None`, remove) a response header.
     SetHeader { name: String, value: Option<String> },
-    /// Send `method path` to the registry first, then forward the request.
-    UpstreamFirst { method: String, path: String },
-    /// Answer `307` to a "storage" URL on `localhost:<proxy port>/__cdn/<n>/…` (another host
-    /// from the client's point of view) that serves the same content (R7).
+    /// Send `method path` to the registry first (`None`: the request's own path and query),
+    /// then forward the request.
+    UpstreamFirst {
+        method: String,
+        path: Option<String>,
+    },
+    /// Forward; if the registry answers 200, answer `307` to a "storage" URL on
+    /// `localhost:<proxy port>/__cdn/<n>/…` (another host from the client's point of view)
+    /// that serves that content without credentials, as a presigned URL does (R7).
     RedirectToCdn,
 }
 
@@ -115,7 +120,8 @@ impl LogEntry {
 struct Shared {
     rules: Vec<Rule>,
     log: Vec<LogEntry>,
-    cdn_counter: usize,
+    /// Content served by the "storage" URLs of `RedirectToCdn`, by number - 1.
+    cdn: Vec<Vec<u8>>,
 }
 
 /// A running proxy; stops when dropped.
@@ -236,19 +242,47 @@ impl Context {
                     body: body.clone(),
                 },
                 Some(Fault::RedirectToCdn) => {
-                    let n = {
-                        let mut shared = self.shared.lock().unwrap();
-                        shared.cdn_counter += 1;
-                        shared.cdn_counter
-                    };
-                    let location = format!(
-                        "http://localhost:{}/__cdn/{n}{}?X-Amz-Expires=600&X-Amz-Signature=sig{n}",
-                        self.port, request.path
-                    );
-                    Response {
-                        status: 307,
-                        headers: vec![("Location".into(), location)],
-                        body: Vec::new(),
+                    // Like a registry backed by S3: it checks access, then hands out a
+                    // pre-authorised storage URL for the content.
+                    let upstream = self
+                        .upstream_call(&request.method, &request.path, &request.headers, body)
+                        .await;
+                    if upstream.status != 200 {
+                        upstream
+                    } else {
+                        let n = {
+                            let mut shared = self.shared.lock().unwrap();
+                            shared.cdn.push(upstream.body);
+                            shared.cdn.len()
+                        };
+                        let location = format!(
+                            "http://localhost:{}/__cdn/{n}{}?X-Amz-Expires=600&X-Amz-Signature=sig{n}",
+                            self.port, request.path
+                        );
+                        Response {
+                            status: 307,
+                            headers: vec![("Location".into(), location)],
+                            body: Vec::new(),
+                        }
+                    }
+                }
+                _ if request.path.starts_with("/__cdn/") => {
+                    let n: usize = request.path[7..]
+                        .split('/')
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    match self.shared.lock().unwrap().cdn.get(n.wrapping_sub(1)) {
+                        Some(content) => Response {
+                            status: 200,
+                            headers: vec![],
+                            body: content.clone(),
+                        },
+                        None => Response {
+                            status: 404,
+                            headers: vec![],
+                            body: Vec::new(),
+                        },
                     }
                 }
                 _ => {
@@ -256,21 +290,15 @@ impl Context {
                         tokio::time::sleep(*d).await;
                     }
                     if let Some(Fault::UpstreamFirst { method, path }) = &fault {
-                        self.upstream_call(method, path, &[], Vec::new()).await;
+                        let path = path.as_ref().unwrap_or(&request.path);
+                        let response = self.upstream_call(method, path, &[], Vec::new()).await;
+                        assert!(
+                            response.status < 300,
+                            "proxy: {method} first answered {}",
+                            response.status
+                        );
                     }
-                    // "Storage" URLs serve the blob path they were made from.
-                    let path = match request.path.strip_prefix("/__cdn/") {
-                        Some(rest) => rest
-                            .split_once('/')
-                            .map(|(_, p)| format!("/{p}"))
-                            .unwrap_or_default(),
-                        None => request.path.clone(),
-                    };
-                    let path = path
-                        .split_once("?X-Amz")
-                        .map(|(p, _)| p.to_owned())
-                        .unwrap_or(path);
-                    self.upstream_call(&request.method, &path, &request.headers, body)
+                    self.upstream_call(&request.method, &request.path, &request.headers, body)
                         .await
                 }
             };

@@ -109,12 +109,17 @@ impl TestRegistry {
 
     /// The credentials that work for this registry (anonymous for `Auth::None`).
     pub fn credentials(&self) -> Credentials {
+        self.credentials_for(&self.host_port)
+    }
+
+    /// The same credentials, filed under another name for the registry (a proxy in front).
+    pub fn credentials_for(&self, host_port: &str) -> Credentials {
         let mut creds = Credentials::anonymous();
         match &self.auth {
             Auth::None => {}
             Auth::Htpasswd { user, pass } | Auth::Token { user, pass } => {
                 creds.insert(
-                    &self.host_port,
+                    host_port,
                     Credential::Basic {
                         username: user.clone(),
                         password: Secret::new(pass.clone()),
