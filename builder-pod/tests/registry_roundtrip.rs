@@ -10,11 +10,10 @@ use stratum_builder::image::{
     Descriptor, ImageIndex, ManifestRef, MediaType, Platform, Reference, Serialized, Tag,
 };
 use stratum_builder::registry::{
-    BlobPushed, Credentials, ImagePush, Registry, RegistryClient, RegistryError, fetch_blobs,
-    push_image,
+    BlobPushed, ImagePush, Registry, RegistryClient, RegistryError, fetch_blobs, push_image,
 };
 use support::busybox::{Entry, Format, TestImage, busybox_base, derive};
-use support::registry::{Auth, TestRegistry, client_for};
+use support::registry::{Auth, TestRegistry};
 use support::tools;
 
 fn tags(names: &[&str]) -> Vec<Tag> {
@@ -108,18 +107,30 @@ async fn oci_image_round_trips_and_matches_skopeo_and_umoci() {
     );
     assert_eq!(resolved.config, base.config);
     assert_eq!(resolved.reference.digest(), Some(&base.manifest.digest));
-    let pulled = dir.path().join("pulled/layer.tar.gz");
-    fetch_blobs(
-        &client,
-        reference.repository(),
-        &[(resolved.manifest.layers[0].clone(), pulled.clone())],
-        2,
-    )
-    .await
-    .unwrap();
+    // Config and layer downloaded concurrently, each verified before it appears.
+    let pulled_layer = dir.path().join("pulled/layer.tar.gz");
+    let pulled_config = dir.path().join("pulled/config.json");
+    let jobs = [
+        (resolved.manifest.layers[0].clone(), pulled_layer.clone()),
+        (resolved.manifest.config.clone(), pulled_config.clone()),
+    ];
+    fetch_blobs(&client, reference.repository(), &jobs, 2)
+        .await
+        .unwrap();
     assert_eq!(
-        std::fs::read(&pulled).unwrap(),
+        std::fs::read(&pulled_layer).unwrap(),
         std::fs::read(&base.layers[0].path).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(&pulled_config).unwrap(),
+        base.config_blob.bytes
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("pulled"))
+            .unwrap()
+            .count(),
+        2,
+        "no temporary files left"
     );
 
     // A second push skips every blob (HEAD before upload).
@@ -406,173 +417,4 @@ async fn s2_9_50_index_with_no_matching_platform_lists_the_available_platforms()
         matches!(err, RegistryError::NoMatchingPlatform { .. }),
         "{err}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn htpasswd_registry_requires_and_accepts_basic_credentials() {
-    let pass = "s3cret-pass-1234";
-    let reg = TestRegistry::start(Auth::Htpasswd {
-        user: "stratum".into(),
-        pass: pass.into(),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let base = busybox_base(dir.path(), Format::Oci);
-    let repo = reg.repo("private/busybox");
-    let tags = tags(&["1"]);
-    let upload = ImagePush {
-        repository: &repo,
-        blobs: &base.blobs,
-        manifest: &base.manifest,
-        tags: &tags,
-        mount_from: None,
-        concurrency: 2,
-    };
-
-    // Anonymous: a typed auth failure, no retries, no secret in the message.
-    let anonymous = client_for(&reg.host_port, Credentials::anonymous());
-    let err = push_image(&anonymous, &upload).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
-    assert_eq!(err.reason(), "RegistryAuthFailed");
-
-    // Wrong password: also a typed failure.
-    let wrong = format!(
-        r#"{{"auths":{{"{}":{{"username":"stratum","password":"nope"}}}}}}"#,
-        reg.host_port
-    );
-    let wrong = client_for(
-        &reg.host_port,
-        Credentials::from_docker_config(wrong.as_bytes(), "wrong.json").unwrap(),
-    );
-    let err = push_image(&wrong, &upload).await.unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
-    assert!(!err.to_string().contains("nope"), "{err}");
-
-    // Credentials from a docker config.json with the `auth` field.
-    use base64::Engine as _;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("stratum:{pass}"));
-    let config = format!(
-        r#"{{"auths":{{"http://{}":{{"auth":"{auth}"}}}}}}"#,
-        reg.host_port
-    );
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, config).unwrap();
-    let client = client_for(&reg.host_port, Credentials::load(&path).unwrap());
-    let debug = format!("{client:?}");
-    assert!(!debug.contains(pass) && !debug.contains(&auth), "{debug}");
-
-    let pushed = push_image(&client, &upload).await.unwrap();
-    assert_eq!(pushed.digest, base.manifest.digest);
-    let image = format!("{}/private/busybox:1", reg.host_port);
-    assert_eq!(
-        tools::skopeo_raw_manifest(&image, reg.skopeo_creds().as_deref()),
-        base.manifest.bytes
-    );
-    let resolved = client
-        .resolve(
-            &reg.reference("private/busybox:1"),
-            &Platform::linux_amd64(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        resolved.config_bytes.as_ref(),
-        base.config_blob.bytes.as_slice()
-    );
-    let err = anonymous
-        .resolve(
-            &reg.reference("private/busybox:1"),
-            &Platform::linux_amd64(),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_registry_issues_scoped_bearer_tokens_including_the_mount_source() {
-    let reg = TestRegistry::start(Auth::Token {
-        user: "builder".into(),
-        pass: "token-pass-5678".into(),
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let base = busybox_base(dir.path(), Format::Oci);
-    let client = reg.client();
-    push(&client, &reg, "base/busybox", &base, &["1"], None).await;
-    let token = reg.token_server.as_ref().unwrap();
-    let requests = token.requests();
-    assert!(
-        requests.iter().all(|r| r.granted
-            && r.basic_user.as_deref() == Some("builder")
-            && !r.presented_bearer),
-        "{requests:?}"
-    );
-    assert!(
-        requests
-            .iter()
-            .any(|r| r.scopes == ["repository:base/busybox:pull,push"]),
-        "{requests:?}"
-    );
-
-    let derived = derive(
-        dir.path(),
-        &base,
-        "app",
-        &[Entry::file("hello", 0o644, b"hi\n")],
-        "COPY hello /",
-    );
-    let pushed = push(
-        &client,
-        &reg,
-        "app/derived",
-        &derived,
-        &["v1"],
-        Some("base/busybox"),
-    )
-    .await;
-    assert!(
-        pushed.blobs.contains(&(
-            base.layers[0].descriptor.digest.clone(),
-            BlobPushed::Mounted {
-                from: reg.repo("base/busybox")
-            }
-        )),
-        "{:?}",
-        pushed.blobs
-    );
-    // The mount needed pull access to the source repository in the same token.
-    assert!(
-        token.requests().iter().any(|r| r.scopes
-            == [
-                "repository:app/derived:pull,push",
-                "repository:base/busybox:pull"
-            ]),
-        "{:?}",
-        token.requests()
-    );
-    assert_eq!(
-        tools::skopeo_raw_manifest(
-            &format!("{}/app/derived:v1", reg.host_port),
-            reg.skopeo_creds().as_deref()
-        ),
-        derived.manifest.bytes
-    );
-
-    let resolved = client
-        .resolve(&reg.reference("app/derived:v1"), &Platform::linux_amd64())
-        .await
-        .unwrap();
-    assert_eq!(resolved.manifest_digest, derived.manifest.digest);
-    assert!(
-        token
-            .requests()
-            .iter()
-            .any(|r| r.scopes == ["repository:app/derived:pull"])
-    );
-
-    let anonymous = client_for(&reg.host_port, Credentials::anonymous());
-    let err = anonymous
-        .resolve(&reg.reference("app/derived:v1"), &Platform::linux_amd64())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
 }

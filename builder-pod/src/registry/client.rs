@@ -37,8 +37,6 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// distribution refuses manifests over 4 MiB; so do we.
     pub max_manifest_bytes: u64,
-    /// Concurrent blob transfers in [`super::fetch_blobs`] / [`super::push_image`].
-    pub concurrency: usize,
     pub user_agent: String,
 }
 
@@ -51,7 +49,6 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
             max_manifest_bytes: 4 << 20,
-            concurrency: 3,
             user_agent: concat!("stratum/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod busybox;
+pub mod fixture;
 pub mod proxy;
 pub mod registry;
 pub mod token;

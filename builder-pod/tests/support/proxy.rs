@@ -209,6 +209,15 @@ struct Request {
     headers: Vec<(String, String)>,
 }
 
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 struct Response {
     status: u16,
     headers: Vec<(String, String)>,
@@ -225,7 +234,12 @@ impl Context {
             let fault = self.pick_fault(&request);
             let fault_name = fault.as_ref().map(|f| format!("{f:?}"));
             if let Some(Fault::ResetMidRequestBody { after }) = &fault {
-                let mut partial = vec![0u8; *after];
+                // Never wait for more than the client sends: a short body is read whole.
+                let len: usize = request
+                    .header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut partial = vec![0u8; (*after).min(len)];
                 let _ = stream.read_exact(&mut partial).await;
                 self.record(&request, None, fault_name);
                 return reset(stream.into_inner());
@@ -462,13 +476,7 @@ async fn read_body(
     stream: &mut BufReader<TcpStream>,
     request: &Request,
 ) -> std::io::Result<Vec<u8>> {
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let header = |name: &str| request.header(name);
     if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
         loop {

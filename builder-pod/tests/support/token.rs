@@ -7,7 +7,7 @@
 //! Every request is recorded, so tests can assert how the client authenticated (R3: a refresh
 //! must present the configured credentials, never the expired bearer).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,6 +24,8 @@ pub const ISSUER: &str = "stratum-test-token-issuer";
 pub struct TokenRequest {
     /// The username of valid Basic credentials, if any were sent.
     pub basic_user: Option<String>,
+    /// Whether this was a valid OAuth2 refresh-token grant (an `identitytoken` login).
+    pub refresh_grant: bool,
     /// Whether the request carried `Authorization: Bearer` (a client presenting an old token).
     pub presented_bearer: bool,
     pub scopes: Vec<String>,
@@ -122,7 +124,7 @@ impl State {
         let mut reader = BufReader::new(stream.try_clone()?);
         let mut request_line = String::new();
         reader.read_line(&mut request_line)?;
-        let mut authorization = None;
+        let (mut authorization, mut content_length) = (None, 0usize);
         loop {
             let mut line = String::new();
             reader.read_line(&mut line)?;
@@ -130,23 +132,44 @@ impl State {
             if line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("authorization")
-            {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(value.trim().to_owned());
+            } else if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().unwrap_or(0);
             }
         }
+        let mut body = vec![0u8; content_length];
+        reader.read_exact(&mut body)?;
         let target = request_line.split_whitespace().nth(1).unwrap_or("/");
         let url = url::Url::parse(&format!("http://x{target}")).expect("request target");
-        let scopes: Vec<String> = url
-            .query_pairs()
-            .filter(|(k, _)| k == "scope")
-            .map(|(_, v)| v.into_owned())
-            .collect();
-        let service = url
-            .query_pairs()
-            .find(|(k, _)| k == "service")
-            .map(|(_, v)| v.into_owned());
+        // GET carries the parameters in the query; the OAuth2 POST (docs/spec/auth/oauth.md) in
+        // a form body, with the scopes space-separated.
+        let post = request_line.starts_with("POST ");
+        let params: Vec<(String, String)> = if post {
+            url::form_urlencoded::parse(&body).into_owned().collect()
+        } else {
+            url.query_pairs().into_owned().collect()
+        };
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let scopes: Vec<String> = if post {
+            param("scope")
+                .map(|s| s.split(' ').map(str::to_owned).collect())
+                .unwrap_or_default()
+        } else {
+            params
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
         let presented_bearer = authorization
             .as_deref()
             .is_some_and(|a| a.starts_with("Bearer "));
@@ -158,9 +181,15 @@ impl State {
             .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
             .filter(|(u, p)| *u == self.user && *p == self.pass)
             .map(|(u, _)| u);
-        let granted = basic_user.is_some() && service.as_deref() == Some(SERVICE);
+        // The password doubles as the refresh token an `identitytoken` login would have stored.
+        let refresh_grant = post
+            && param("grant_type").as_deref() == Some("refresh_token")
+            && param("refresh_token").as_deref() == Some(self.pass.as_str());
+        let granted =
+            (basic_user.is_some() || refresh_grant) && param("service").as_deref() == Some(SERVICE);
         self.requests.lock().unwrap().push(TokenRequest {
             basic_user,
+            refresh_grant,
             presented_bearer,
             scopes: scopes.clone(),
             granted,
