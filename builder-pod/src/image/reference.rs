@@ -132,7 +132,7 @@ impl Repository {
         &self.path
     }
 
-    /// The host[:port] serving the distribution API for this registry.
+    /// The `host[:port]` serving the distribution API for this registry.
     pub fn api_host(&self) -> &str {
         api_host(&self.registry)
     }
