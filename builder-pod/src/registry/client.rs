@@ -198,6 +198,9 @@ impl Inner {
                 request = request.header(AUTHORIZATION, value.clone());
             }
             request = match &call.body {
+                // An empty POST/PUT/PATCH must say so (distribution wants a length on uploads);
+                // a GET or HEAD carries no body headers at all.
+                CallBody::Empty if matches!(call.method, Method::GET | Method::HEAD) => request,
                 CallBody::Empty => request.header(CONTENT_LENGTH, 0),
                 CallBody::Bytes(bytes) => request.body(bytes.clone()),
                 CallBody::File { path, offset, len } => request
