@@ -429,3 +429,94 @@ async fn r10_registry_storing_other_bytes_than_acknowledged_fails() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_refused_with_202_continues_as_a_normal_upload() {
+    let s = ProxiedRegistry::start(Auth::None, vec![]).await;
+    // The source repository exists but lacks the blob: distribution opens a session (202).
+    s.seed("mount/source", "1").await;
+    let (other, _) = support::busybox::layer(
+        s.dir.path(),
+        "other.tar.gz",
+        support::busybox::Format::Oci,
+        &[support::busybox::Entry::file("x", 0o644, b"x")],
+    );
+    let outcome = s
+        .client
+        .push_blob(
+            &s.repo("mount/target"),
+            &other.descriptor,
+            &other.path,
+            Some(&s.repo("mount/source")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, BlobPushed::Uploaded);
+    let posts = s.proxy.requests("POST", "/v2/mount/target/blobs/uploads/");
+    assert_eq!(posts.len(), 1, "the refused mount's session was used");
+    assert!(posts[0].path.contains("mount=") && posts[0].status == Some(202));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_refused_with_401_or_403_falls_back_to_a_plain_upload() {
+    let s = ProxiedRegistry::start(Auth::None, vec![]).await;
+    s.seed("mount/base", "1").await;
+    let refusals = [
+        Fault::Respond {
+            status: 401,
+            headers: vec![("WWW-Authenticate".into(), r#"Basic realm="r""#.into())],
+            body: error_body("UNAUTHORIZED", "no"),
+        },
+        Fault::Respond {
+            status: 403,
+            headers: vec![],
+            body: error_body("DENIED", "no pull access to the source"),
+        },
+    ];
+    for (i, refusal) in refusals.into_iter().enumerate() {
+        s.proxy
+            .set_rules(vec![Rule::new("POST", "mount=", refusal)]);
+        let target = format!("mount/app{i}");
+        let outcome = s
+            .client
+            .push_blob(
+                &s.repo(&target),
+                &s.layer().descriptor,
+                &s.layer().path,
+                Some(&s.repo("mount/base")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, BlobPushed::Uploaded, "refusal {i}");
+        let posts = s
+            .proxy
+            .requests("POST", &format!("/v2/{target}/blobs/uploads/"));
+        assert_eq!(posts.len(), 2, "mount, then a plain session: {posts:?}");
+        assert!(!posts[1].path.contains("mount="));
+        assert_eq!(
+            s.stored_layer(&target).await,
+            std::fs::read(&s.layer().path).unwrap()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_400_on_manifest_put_is_not_retried() {
+    let invalid = Fault::Respond {
+        status: 400,
+        headers: vec![],
+        body: error_body("MANIFEST_INVALID", "manifest invalid"),
+    };
+    let s = ProxiedRegistry::start(
+        Auth::None,
+        vec![Rule::new("PUT", "/manifests/", invalid).times(usize::MAX)],
+    )
+    .await;
+    let err = push_manifest_via_proxy(&s, "perm/a").await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Status { status: 400, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("MANIFEST_INVALID"), "{err}");
+    assert_eq!(s.proxy.requests("PUT", "/manifests/").len(), 1);
+}
