@@ -194,8 +194,8 @@ mod tests {
 
     #[test]
     fn parse_rejects_everything_that_could_escape_a_path_or_url() {
-        type Check = fn(&DigestError) -> bool;
-        let table: &[(&str, Check)] = &[
+        type Expect = fn(&DigestError) -> bool;
+        let table: &[(&str, Expect)] = &[
             ("sha256:../../../../etc/passwd", |e| {
                 matches!(e, DigestError::BadHex(_))
             }),
