@@ -132,7 +132,7 @@ impl Repository {
         &self.path
     }
 
-    /// The host[:port] serving the distribution API for this registry.
+    /// The `host[:port]` serving the distribution API for this registry.
     pub fn api_host(&self) -> &str {
         api_host(&self.registry)
     }
@@ -358,41 +358,29 @@ fn split_registry(name: &str) -> (String, String) {
 
 /// `domain-component ('.' domain-component)* (':' port)?`, or a bracketed IPv6 literal.
 fn valid_registry(registry: &str) -> bool {
-    let (host, port) = if let Some(after) = registry.strip_prefix('[') {
-        let Some((ipv6, rest)) = after.split_once(']') else {
-            return false;
-        };
-        if ipv6.is_empty()
-            || !ipv6
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return false;
-        }
-        match rest {
-            "" => return true,
-            _ => match rest.strip_prefix(':') {
-                Some(port) => ("ok", Some(port)),
-                None => return false,
-            },
-        }
-    } else {
-        match registry.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (registry, None),
-        }
+    // A port follows the last colon, unless that colon is inside an IPv6 literal.
+    let (host, port) = match registry.rsplit_once(':') {
+        Some((host, port)) if !registry.ends_with(']') => (host, Some(port)),
+        _ => (registry, None),
     };
-    let component_ok = |c: &str| {
-        let bytes = c.as_bytes();
-        !bytes.is_empty()
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-            && bytes[0] != b'-'
-            && bytes[bytes.len() - 1] != b'-'
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => {
+            !ipv6.is_empty()
+                && ipv6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => host.split('.').all(|c| {
+            let bytes = c.as_bytes();
+            !bytes.is_empty()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+                && bytes[0] != b'-'
+                && bytes[bytes.len() - 1] != b'-'
+        }),
     };
-    host.split('.').all(component_ok)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    host_ok && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `[a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*`

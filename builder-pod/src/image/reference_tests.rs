@@ -56,6 +56,7 @@ fn normalises_like_docker() {
             "ghcr.io/o-r/x__y.z--w:latest",
         ),
         ("[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x:latest"),
+        ("[::1]/x", "[::1]/x:latest", "[::1]/x:latest"),
         (
             "localhost:5000",
             "docker.io/library/localhost:5000",
@@ -151,6 +152,15 @@ fn rejects_malformed_references_naming_the_input() {
             matches!(k, ReferenceErrorKind::InvalidRegistry(_))
         }),
         ("host.io:port/x".into(), |k| {
+            matches!(k, ReferenceErrorKind::InvalidRegistry(_))
+        }),
+        ("[::1/x".into(), |k| {
+            matches!(k, ReferenceErrorKind::InvalidRegistry(_))
+        }),
+        ("[]:5000/x".into(), |k| {
+            matches!(k, ReferenceErrorKind::InvalidRegistry(_))
+        }),
+        ("[::g]/x".into(), |k| {
             matches!(k, ReferenceErrorKind::InvalidRegistry(_))
         }),
         ("ho_st.io/x".into(), |k| {

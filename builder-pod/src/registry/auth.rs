@@ -45,6 +45,23 @@ impl Scope {
     fn key(&self) -> String {
         self.0.join(" ")
     }
+
+    /// Whether one of our entries already grants `wanted` (`type:name:actions`), e.g.
+    /// `repository:a:pull,push` covers `repository:a:pull`.
+    fn covers(&self, wanted: &str) -> bool {
+        let Some((resource, actions)) = wanted.rsplit_once(':') else {
+            return false;
+        };
+        self.0.iter().any(|have| {
+            have.rsplit_once(':')
+                .is_some_and(|(have_resource, have_actions)| {
+                    have_resource == resource
+                        && actions
+                            .split(',')
+                            .all(|a| have_actions.split(',').any(|h| h == a))
+                })
+        })
+    }
 }
 
 /// What a 401 asked for.
@@ -181,6 +198,7 @@ impl Authenticator {
         host: &str,
         scope: &Scope,
         credential: &Credential,
+        sent: Option<&HeaderValue>,
         headers: &HeaderMap,
     ) -> Result<(), RegistryError> {
         let unauthorized = |detail: String| RegistryError::Unauthorized {
@@ -221,22 +239,30 @@ impl Authenticator {
                         service: service.clone(),
                     },
                 );
+                // Concurrent requests share one refresh: whoever holds the lock fetches, the
+                // others find a token different from the one they were refused with and use it.
+                let mut tokens = self.tokens.lock().await;
+                let key = (host.to_owned(), scope.key());
+                if let Some(token) = tokens.get(&key).filter(|t| t.expires_at > Instant::now())
+                    && sent.is_none_or(|sent| *sent != bearer(&token.value))
+                {
+                    return Ok(());
+                }
                 // Ask for what the registry said it wants as well as what we need.
                 let mut wanted = scope.clone();
-                if let Some(extra) = challenge_scope {
-                    for s in extra.split(' ').filter(|s| !s.is_empty()) {
-                        if !wanted.0.iter().any(|w| w == s) {
-                            wanted.0.push(s.to_owned());
-                        }
+                for extra in challenge_scope
+                    .iter()
+                    .flat_map(|s| s.split(' '))
+                    .filter(|s| !s.is_empty())
+                {
+                    if !wanted.covers(extra) {
+                        wanted.0.push(extra.to_owned());
                     }
                 }
                 let token = self
                     .fetch_token(host, &realm, service.as_deref(), &wanted, credential)
                     .await?;
-                self.tokens
-                    .lock()
-                    .await
-                    .insert((host.to_owned(), scope.key()), token);
+                tokens.insert(key, token);
                 Ok(())
             }
         }

@@ -37,8 +37,6 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// distribution refuses manifests over 4 MiB; so do we.
     pub max_manifest_bytes: u64,
-    /// Concurrent blob transfers in [`super::fetch_blobs`] / [`super::push_image`].
-    pub concurrency: usize,
     pub user_agent: String,
 }
 
@@ -51,7 +49,6 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(120),
             max_manifest_bytes: 4 << 20,
-            concurrency: 3,
             user_agent: concat!("stratum/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -193,12 +190,17 @@ impl Inner {
                 .http
                 .request(call.method.clone(), call.url.clone())
                 .headers(call.headers.clone());
-            if to_registry
-                && let Some(value) = self.auth.header(host, call.scope, &credential).await?
-            {
-                request = request.header(AUTHORIZATION, value);
+            let sent = match to_registry {
+                true => self.auth.header(host, call.scope, &credential).await?,
+                false => None,
+            };
+            if let Some(value) = &sent {
+                request = request.header(AUTHORIZATION, value.clone());
             }
             request = match &call.body {
+                // An empty POST/PUT/PATCH must say so (distribution wants a length on uploads);
+                // a GET or HEAD carries no body headers at all.
+                CallBody::Empty if matches!(call.method, Method::GET | Method::HEAD) => request,
                 CallBody::Empty => request.header(CONTENT_LENGTH, 0),
                 CallBody::Bytes(bytes) => request.body(bytes.clone()),
                 CallBody::File { path, offset, len } => request
@@ -214,6 +216,13 @@ impl Inner {
                 })?;
             let status = response.status().as_u16();
             tracing::debug!(request = %call.describe(), status, "registry response");
+            if status >= 400 && response.url() != &call.url {
+                return Err(RegistryError::RedirectTarget {
+                    request: call.describe(),
+                    target: redact_query(response.url()),
+                    status,
+                });
+            }
             if status == 401 && to_registry {
                 if reauthenticated {
                     let errors = ApiErrors::parse(&read_error_body(response).await);
@@ -226,17 +235,16 @@ impl Inner {
                     });
                 }
                 self.auth
-                    .challenged(host, call.scope, &credential, response.headers())
+                    .challenged(
+                        host,
+                        call.scope,
+                        &credential,
+                        sent.as_ref(),
+                        response.headers(),
+                    )
                     .await?;
                 reauthenticated = true;
                 continue;
-            }
-            if status >= 400 && response.url() != &call.url {
-                return Err(RegistryError::RedirectTarget {
-                    request: call.describe(),
-                    target: redact_query(response.url()),
-                    status,
-                });
             }
             if is_retryable_status(status) {
                 return Err(status_error(call.describe(), response).await);
