@@ -19,6 +19,9 @@ use stratum_builder::registry::{
 use stratum_builder::sandbox::CancelToken;
 use stratum_builder::store::Store;
 
+/// Blobs uploaded at the same time.
+const PUSH_CONCURRENCY: usize = 3;
+
 /// One `--output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSpec {
@@ -297,7 +300,7 @@ fn push_all(
                 manifest: &manifest,
                 tags: &repo_tags,
                 mount_from,
-                concurrency: client.config().concurrency,
+                concurrency: PUSH_CONCURRENCY,
             },
         ))?;
         sink.event(&progress::Event::Pushed {

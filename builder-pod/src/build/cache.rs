@@ -55,6 +55,9 @@ impl StepInputs<'_> {
 pub struct CacheEntry {
     /// The layer, or `None` when the step changed no files (no layer, `empty_layer` history).
     pub layer: Option<CachedLayer>,
+    /// When the step first ran (RFC 3339): a cached step keeps its original history time, so a
+    /// rebuild with nothing changed produces the same config and image ID (as BuildKit does).
+    pub created: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,7 +180,10 @@ mod tests {
         let key = inputs("RUN true", None).key();
         assert_eq!(cache.get(&key), None);
 
-        let empty = CacheEntry { layer: None };
+        let empty = CacheEntry {
+            layer: None,
+            created: "2026-01-01T00:00:00Z".into(),
+        };
         cache.put(&key, &empty).unwrap();
         assert_eq!(cache.get(&key), Some(empty));
 
@@ -189,6 +195,7 @@ mod tests {
                 size: 5,
                 media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             }),
+            created: "2026-01-01T00:00:00Z".into(),
         };
         let key2 = inputs("RUN make", None).key();
         cache.put(&key2, &with_layer).unwrap();

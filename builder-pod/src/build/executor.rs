@@ -32,6 +32,9 @@ pub(crate) struct StageState {
     pub lower_dirs: Vec<PathBuf>,
     /// The cache key of the last step (the chain every later key extends).
     pub cache_key: String,
+    /// The history time of the last step: metadata steps take it, so an unchanged rebuild gives
+    /// an identical config.
+    pub last_created: String,
     pub base_repository: Option<Repository>,
 }
 
@@ -43,6 +46,7 @@ impl StageState {
             layers: Vec::new(),
             lower_dirs: Vec::new(),
             cache_key: "scratch".to_owned(),
+            last_created: String::new(),
             base_repository: None,
         }
     }
@@ -57,6 +61,7 @@ impl StageState {
         };
         meta.config.on_build.clear();
         Self {
+            last_created: image.created.clone(),
             image,
             meta,
             layers,
@@ -197,11 +202,17 @@ impl Executor {
         let target = states
             .get(&plan.target)
             .ok_or_else(|| BuildError::Other("the target stage produced no result".into()))?;
+        // The image is as old as its newest step, so an unchanged rebuild has the same ID.
+        let created = match (self.spec.source_date_epoch, target.last_created.is_empty()) {
+            (Some(epoch), _) => rfc3339(epoch),
+            (None, true) => rfc3339(self.created()),
+            (None, false) => target.last_created.clone(),
+        };
         let (image, config) = finish::finish(
             &self.store,
             target,
             self.spec.format,
-            self.created(),
+            &created,
             &self.spec.labels,
         )?;
         self.store.record_chain(&config.rootfs.diff_ids)?;
@@ -445,9 +456,13 @@ impl StageRun<'_> {
         state: &mut StageState,
         instruction: &dockerfile::plan::PlannedInstruction,
     ) -> Result<(bool, Option<String>), BuildError> {
-        let created = rfc3339(self.exec.created());
         if let Some(created_by) = state.meta.apply(&instruction.step) {
             state.cache_key = self.key(state, &created_by, None).0.to_string();
+            let created = match self.exec.spec().source_date_epoch {
+                Some(epoch) => rfc3339(epoch),
+                None if state.last_created.is_empty() => rfc3339(self.exec.created()),
+                None => state.last_created.clone(),
+            };
             push_history(state, created, created_by, true);
             return Ok((false, None));
         }
@@ -468,9 +483,13 @@ impl StageRun<'_> {
         let cached = (!self.exec.spec().no_cache)
             .then(|| self.exec.cache.get(&key))
             .flatten();
-        let (layer, hit) = match cached {
-            Some(entry) => (self.reuse(entry)?, true),
+        let (layer, hit, created) = match cached {
+            Some(entry) => {
+                let created = entry.created.clone();
+                (self.reuse(entry)?, true, created)
+            }
             None => {
+                let created = rfc3339(self.exec.created());
                 let layer = run_fs_step(&ctx, state, &prepared)?;
                 let entry = CacheEntry {
                     layer: layer.as_ref().map(|(info, _)| CachedLayer {
@@ -479,9 +498,10 @@ impl StageRun<'_> {
                         size: info.size,
                         media_type: info.media_type.clone(),
                     }),
+                    created: created.clone(),
                 };
                 self.exec.cache.put(&key, &entry)?;
-                (layer, false)
+                (layer, false, created)
             }
         };
         let empty = layer.is_none();
@@ -491,6 +511,7 @@ impl StageRun<'_> {
             state.lower_dirs.push(dir);
         }
         state.cache_key = key.0.to_string();
+        state.last_created.clone_from(&created);
         push_history(state, created, prepared.created_by, empty);
         Ok((hit, digest))
     }

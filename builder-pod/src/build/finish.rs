@@ -2,7 +2,6 @@
 //! and described as a [`BuiltImage`].
 
 use super::executor::StageState;
-use super::progress::rfc3339;
 use super::{BuildError, ImageFormat};
 use crate::image::{Descriptor, ImageConfig, ImageManifest, MediaType};
 use crate::output::{BuiltImage, LayerInfo};
@@ -33,13 +32,13 @@ pub(crate) fn finish(
     store: &Store,
     stage: &StageState,
     format: ImageFormat,
-    created: i64,
+    created: &str,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> Result<(BuiltImage, ImageConfig), BuildError> {
     let mut config = stage.image.clone();
     config.architecture = "amd64".to_owned();
     config.os = "linux".to_owned();
-    config.created = rfc3339(created);
+    config.created = created.to_owned();
     config.config = stage.meta.config.clone();
     config.config.labels.extend(labels.clone());
     if let Some(author) = &stage.meta.author {
