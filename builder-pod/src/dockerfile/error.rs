@@ -80,6 +80,8 @@ pub enum ErrorKind {
         "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
     )]
     InvalidStageName(String),
+    #[error("dockerfile contains no stages to build")]
+    NoStages,
     #[error("no build stage in current context")]
     NoBuildStage,
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]

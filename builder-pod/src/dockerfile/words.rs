@@ -7,12 +7,18 @@
 
 use serde::Serialize;
 
-/// One unexpanded word and where it starts in its logical line (byte offset).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One unexpanded word and where it starts in its logical line (byte offset). Serialises as
+/// its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Word {
     pub text: String,
-    #[serde(skip)]
     pub offset: usize,
+}
+
+impl Serialize for Word {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
 }
 
 impl Word {
