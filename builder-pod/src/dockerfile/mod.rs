@@ -1,1 +1,3 @@
 //! See docs/architecture.md for what this module owns.
+
+pub mod shell;
