@@ -182,6 +182,9 @@ fn posix_forms_and_special_parameters() {
         ("${UNSET:-${PWD?}}", V("/home")),
         ("${UNSET:-${NOPE?boom}}", E("Required")),
         ("${UNSET:-${NOPE?boom}", E("MissingBrace")),
+        // Docker expands the word even when the value wins, so an error in it still fails.
+        ("${PWD:-${NOPE?boom}}", E("Required")),
+        ("${PWD:+$NOPE}", V("")),
         ("${PWD=x}", E("UnsupportedModifier")),
         ("${PWD:}", E("MissingBrace")),
         ("${PWD:}x}", E("UnsupportedModifier")),
