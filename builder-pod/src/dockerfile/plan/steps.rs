@@ -58,7 +58,7 @@ pub(crate) fn plan_stage(
     let mut instructions = Vec::with_capacity(stage.instructions.len() + triggers.len());
     for expression in triggers {
         let trigger = parse_trigger(&expression).map_err(|e| {
-            DockerfileError::new(&p.df.file_name, e.kind)
+            DockerfileError::new(&p.df.file_name, *e.kind)
                 .at(stage.from.start_line, None)
                 .with_text(expression.clone())
                 .with_hint("the error is in an ONBUILD trigger of the base")
@@ -338,10 +338,10 @@ fn plan_args(
                 None => p.meta.get(&name).cloned(),
             },
         };
-        if let Some(v) = &value {
-            if !NON_ENV_ARGS.contains(&name.as_str()) {
-                ctx.env.env.insert(name.clone(), v.clone());
-            }
+        if let Some(v) = &value
+            && !NON_ENV_ARGS.contains(&name.as_str())
+        {
+            ctx.env.env.insert(name.clone(), v.clone());
         }
         ctx.env.args.push((name.clone(), value.clone()));
         p.consumed.insert(name.clone());
@@ -405,10 +405,10 @@ fn plan_mount(
             node,
         )
     })?;
-    if let Some(from) = mount.from.as_deref().filter(|f| !f.is_empty()) {
-        if let CopyFrom::Stage { index } = ctx.graph.resolve_name_or_image(p, node, from)? {
-            check_backward(p, ctx, node, index, from)?;
-        }
+    if let Some(from) = mount.from.as_deref().filter(|f| !f.is_empty())
+        && let CopyFrom::Stage { index } = ctx.graph.resolve_name_or_image(p, node, from)?
+    {
+        check_backward(p, ctx, node, index, from)?;
     }
     Ok(mount)
 }
