@@ -343,19 +343,19 @@ fn arbitrary_input_never_panics() {
         ":",
     ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for round in 0..4000 {
+    for round in 0..4000u32 {
         let len = 1 + rng.next() % 40;
         let mut source = String::new();
         for _ in 0..len {
             source.push_str(rng.pick(&tokens));
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 source.push(' ');
             }
         }
         let result = std::panic::catch_unwind(|| {
             if let Ok(df) = parse(&source, "Dockerfile") {
                 let mut o = opts(&[("A", "1")]);
-                o.target = (round % 5 == 0).then(|| "x".to_owned());
+                o.target = round.is_multiple_of(5).then(|| "x".to_owned());
                 let _ = plan(&df, &o).map(|p| p.render_text());
             }
         });
