@@ -80,6 +80,8 @@ pub enum ErrorKind {
         "invalid name for build stage: {0:?}, name can't start with a number or contain symbols"
     )]
     InvalidStageName(String),
+    #[error("dockerfile contains no stages to build")]
+    NoStages,
     #[error("no build stage in current context")]
     NoBuildStage,
     #[error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")]
@@ -175,8 +177,9 @@ pub struct DockerfileError {
     pub text: Option<String>,
     /// What to do about it, where we can say.
     pub hint: Option<String>,
+    /// Boxed so `Result<_, DockerfileError>` stays small on the happy path.
     #[source]
-    pub kind: ErrorKind,
+    pub kind: Box<ErrorKind>,
 }
 
 impl DockerfileError {
@@ -187,7 +190,7 @@ impl DockerfileError {
             column: None,
             text: None,
             hint: None,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

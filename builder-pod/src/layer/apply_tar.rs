@@ -25,6 +25,13 @@ use super::apply_pax::{
 use super::limits::{ByteBudget, Limits};
 
 const BLOCK: usize = 512;
+/// Raw ustar fields that the `tar` crate's views only expose once the magic is well formed.
+const USTAR_MAGIC: std::ops::Range<usize> = 257..263;
+const USTAR_PREFIX: std::ops::Range<usize> = 345..500;
+const STAR_TRAILER: std::ops::Range<usize> = 508..512;
+/// The fields the framing needs before anything else (POSIX ustar layout).
+const SIZE_FIELD: std::ops::Range<usize> = 124..136;
+const TYPEFLAG: usize = 156;
 
 /// What an entry creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +128,8 @@ impl<R: Read> TarReader<R> {
                 return Err(defect(TarDefect::Checksum));
             }
             // A blank size field is 0 to both GNU tar and Go.
-            let size = header_unsigned_or_zero(&block[124..136], "size").map_err(defect)?;
-            match block[156] {
+            let size = header_unsigned_or_zero(&block[SIZE_FIELD], "size").map_err(defect)?;
+            match block[TYPEFLAG] {
                 b'x' => {
                     if pending.pax.is_some() {
                         return Err(defect(TarDefect::DuplicateExtension { kind: 'x' }));
@@ -139,7 +146,7 @@ impl<R: Read> TarReader<R> {
                         .map_err(defect)?;
                 }
                 b'L' | b'K' => {
-                    let long_link = block[156] == b'K';
+                    let long_link = block[TYPEFLAG] == b'K';
                     let slot = if long_link {
                         &mut pending.long_link
                     } else {
@@ -216,10 +223,10 @@ impl<R: Read> TarReader<R> {
         let defect = |defect| ApplyError::Tar { offset, defect };
         let mut entry = decode_header(block, header_size).map_err(defect)?;
         fold_extensions(&mut entry, pending).map_err(defect)?;
-        entry.kind = kind_of(block[156], &entry.name).map_err(defect)?;
+        entry.kind = kind_of(block[TYPEFLAG], &entry.name).map_err(defect)?;
         if entry.kind != EntryKind::File && entry.size != 0 {
             return Err(defect(TarDefect::HeaderOnlyWithData {
-                typeflag: char::from(block[156]),
+                typeflag: char::from(block[TYPEFLAG]),
                 size: entry.size,
             }));
         }
@@ -338,18 +345,21 @@ impl Pending {
 
 /// The header fields, before extension headers are folded in.
 fn decode_header(block: &[u8; BLOCK], size: u64) -> Result<TarEntry, TarDefect> {
-    let magic = &block[257..263];
-    let version = &block[263..265];
-    let ustar = magic == b"ustar\0";
-    let gnu = magic == b"ustar " && version == b" \0";
-    let prefix = if ustar {
-        header_string(&block[345..500])
-    } else {
-        &[][..]
-    };
-    if !prefix.is_empty() && (version != b"00" || &block[508..512] == b"tar\0") {
-        // A bad ustar version makes Go read V7 (no prefix) and GNU tar ustar (prefix); the
-        // star format has a 131-byte prefix for Go and 155 bytes for GNU tar.
+    // Field layout through the `tar` crate's header views; the *values* are decoded by our
+    // strict parsers (`apply_pax`).
+    let header = tar::Header::from_byte_slice(block);
+    let old = header.as_old();
+    let ustar = header.as_ustar();
+    let gnu = header.as_gnu();
+    let prefix = ustar.map_or(&[][..], |ustar| header_string(&ustar.prefix));
+    // The views only recognise well-formed magic. A ustar magic with a bad version makes Go
+    // read V7 (no prefix) and GNU tar ustar (with it); the star format's prefix is 131 bytes
+    // for Go and 155 for GNU tar. Either, with a prefix present, has no single reading.
+    let raw_prefix = header_string(&block[USTAR_PREFIX]);
+    if !raw_prefix.is_empty()
+        && &block[USTAR_MAGIC] == b"ustar\0"
+        && (ustar.is_none() || &block[STAR_TRAILER] == b"tar\0")
+    {
         return Err(TarDefect::AmbiguousPrefix);
     }
     let mut name = Vec::new();
@@ -357,36 +367,38 @@ fn decode_header(block: &[u8; BLOCK], size: u64) -> Result<TarEntry, TarDefect> 
         name.extend_from_slice(prefix);
         name.push(b'/');
     }
-    name.extend_from_slice(header_string(&block[0..100]));
-    let numeric_device = |range: std::ops::Range<usize>, field| -> Result<u32, TarDefect> {
-        if !(ustar || gnu) {
-            return Ok(0);
-        }
-        u32::try_from(header_unsigned_or_zero(&block[range], field)?)
-            .map_err(|_| TarDefect::BadNumber { field })
+    name.extend_from_slice(header_string(&old.name));
+    let id = |field: &[u8], label| -> Result<u32, TarDefect> {
+        u32::try_from(header_unsigned_or_zero(field, label)?)
+            .map_err(|_| TarDefect::BadNumber { field: label })
     };
-    let id = |range: std::ops::Range<usize>, field| -> Result<u32, TarDefect> {
-        u32::try_from(header_unsigned_or_zero(&block[range], field)?)
-            .map_err(|_| TarDefect::BadNumber { field })
+    // V7 headers have no device fields.
+    let device = match (ustar, gnu) {
+        (Some(ustar), _) => (
+            id(&ustar.dev_major, "devmajor")?,
+            id(&ustar.dev_minor, "devminor")?,
+        ),
+        (None, Some(gnu)) => (
+            id(&gnu.dev_major, "devmajor")?,
+            id(&gnu.dev_minor, "devminor")?,
+        ),
+        (None, None) => (0, 0),
     };
     let mtime = Timestamp {
-        seconds: header_number(&block[136..148], "mtime")?.unwrap_or(0),
+        seconds: header_number(&old.mtime, "mtime")?.unwrap_or(0),
         nanos: 0,
     };
     Ok(TarEntry {
         name,
         kind: EntryKind::File,
-        link: header_string(&block[157..257]).to_vec(),
+        link: header_string(&old.linkname).to_vec(),
         size,
-        mode: (header_unsigned_or_zero(&block[100..108], "mode")? & 0o7777) as u32,
-        uid: id(108..116, "uid")?,
-        gid: id(116..124, "gid")?,
+        mode: (header_unsigned_or_zero(&old.mode, "mode")? & 0o7777) as u32,
+        uid: id(&old.uid, "uid")?,
+        gid: id(&old.gid, "gid")?,
         mtime,
         atime: mtime,
-        device: (
-            numeric_device(329..337, "devmajor")?,
-            numeric_device(337..345, "devminor")?,
-        ),
+        device,
         xattrs: Vec::new(),
     })
 }

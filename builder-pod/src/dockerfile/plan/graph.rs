@@ -194,7 +194,11 @@ impl Graph {
                     *next += 1;
                     match state[dep] {
                         1 => {
-                            let node = &p.df.stages[stage].instructions[instr];
+                            // BuildKit reports the cycle at the first instruction of the path.
+                            let (first_stage, first_next) = stack[0];
+                            let first = self.heads[first_stage].reads[first_next - 1].1;
+                            let _ = (stage, instr);
+                            let node = &p.df.stages[first_stage].instructions[first];
                             let name = self.display_name(start);
                             return Err(p.error(ErrorKind::CircularDependency(name), node));
                         }

@@ -15,6 +15,7 @@ mod graph;
 mod render;
 mod steps;
 mod types;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -145,6 +146,13 @@ impl<'a> Planner<'a> {
             None => LintConfig::default(),
         };
         self.meta_args()?;
+        if self.df.stages.is_empty() {
+            let line = self.df.meta_args.last().map_or(1, |n| n.start_line);
+            let err = DockerfileError::new(&self.df.file_name, ErrorKind::NoStages)
+                .at(line, None)
+                .with_hint("only ARG instructions were found; a build needs a FROM");
+            return Err(err);
+        }
         let graph = graph::Graph::build(&mut self)?;
         let target = graph.target(&self)?;
         let order = graph.build_order(target);
@@ -247,7 +255,9 @@ impl<'a> Planner<'a> {
                 .iter()
                 .filter_map(|s| s.from_instruction().name.as_deref())
                 .collect();
-            match suggest::closest(reference, &names, false) {
+            let lower = reference.to_lowercase();
+            let exact = names.iter().find(|n| **n == lower).copied();
+            match exact.or_else(|| suggest::closest(reference, &names, false)) {
                 Some(stage) => err.with_hint(format!(
                     "did you mean stage {stage}? stage names are lower case"
                 )),
