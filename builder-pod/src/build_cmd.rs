@@ -61,7 +61,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     let cancel = CancelToken::new();
     watch_signals(cancel.clone());
     if args.cache_repo.is_some() {
-        bail!("--cache-repo (a remote layer cache) is not implemented yet; the local cache in --cache-dir is used");
+        bail!(
+            "--cache-repo (a remote layer cache) is not implemented yet; the local cache in --cache-dir is used"
+        );
     }
     let outputs = args
         .output
@@ -125,9 +127,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         }
     };
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => Some(v.trim().parse::<i64>().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
-        })?),
+        Ok(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?,
+        ),
         Err(_) if args.reproducible => Some(0),
         Err(_) => None,
     };
@@ -230,7 +234,11 @@ fn write_outputs(
         let dest = args.cache_dir.join("images");
         output::write_oci_layout(store, &outcome.image, &dest, &names)?;
         if !args.quiet {
-            eprintln!("image stored in the OCI layout {} as {}", dest.display(), names.join(", "));
+            eprintln!(
+                "image stored in the OCI layout {} as {}",
+                dest.display(),
+                names.join(", ")
+            );
         }
     }
     Ok(())
@@ -319,7 +327,10 @@ fn print_summary(outcome: &BuildOutcome, quiet: bool) {
     }
     println!("manifest {}", image.manifest_digest);
     for layer in &image.layers {
-        println!("layer {} (diffID {}, {} bytes)", layer.digest, layer.diff_id, layer.size);
+        println!(
+            "layer {} (diffID {}, {} bytes)",
+            layer.digest, layer.diff_id, layer.size
+        );
     }
 }
 
@@ -365,9 +376,18 @@ mod tests {
     #[test]
     fn output_specs_parse_like_buildkit() {
         let table = [
-            ("type=oci,dest=/tmp/x", Some(OutputSpec::Oci("/tmp/x".into()))),
-            ("type=oci-archive,dest=a.tar", Some(OutputSpec::OciArchive("a.tar".into()))),
-            ("type=docker-archive,dest=d.tar", Some(OutputSpec::DockerArchive("d.tar".into()))),
+            (
+                "type=oci,dest=/tmp/x",
+                Some(OutputSpec::Oci("/tmp/x".into())),
+            ),
+            (
+                "type=oci-archive,dest=a.tar",
+                Some(OutputSpec::OciArchive("a.tar".into())),
+            ),
+            (
+                "type=docker-archive,dest=d.tar",
+                Some(OutputSpec::DockerArchive("d.tar".into())),
+            ),
             ("type=registry", Some(OutputSpec::Registry)),
             ("type=oci", None),
             ("type=tar,dest=x", None),

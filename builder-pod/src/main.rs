@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use cli::{BuildArgs, Cli, Command, Progress, PruneArgs};
-use stratum_builder::store::{Store, gc};
 use stratum_builder::dockerfile::{self, BuildOptions};
+use stratum_builder::store::{Store, gc};
 
 /// The only platform the executor can run RUN steps for: the host's.
 const HOST_PLATFORM: &str = "linux/amd64";

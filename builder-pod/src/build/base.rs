@@ -33,9 +33,8 @@ pub(crate) fn pull(exec: &Executor, reference_text: &str) -> Result<BaseImage, B
         reference: reference_text.to_owned(),
         source,
     };
-    let reference = Reference::parse(reference_text).map_err(|e| BuildError::Other(format!(
-        "base image {reference_text:?}: {e}"
-    )))?;
+    let reference = Reference::parse(reference_text)
+        .map_err(|e| BuildError::Other(format!("base image {reference_text:?}: {e}")))?;
     exec.progress().event(&super::progress::Event::Pulling {
         reference: reference_text,
     });
@@ -99,8 +98,8 @@ pub(crate) fn unpack(
     let store = exec.store();
     let result = store.ensure_layer(&layer.diff_id, |dir| {
         let blob = store.open_blob(&layer.digest).map_err(|e| e.to_string())?;
-        let plain = decompress(BufReader::with_capacity(256 * 1024, blob))
-            .map_err(|e| e.to_string())?;
+        let plain =
+            decompress(BufReader::with_capacity(256 * 1024, blob)).map_err(|e| e.to_string())?;
         let mut hashed = HashingReader {
             inner: plain,
             digester: Digester::new(),

@@ -57,8 +57,12 @@ pub(crate) fn commit(
     upper: &Path,
     lowers_top_first: &[PathBuf],
 ) -> Result<Option<(LayerInfo, PathBuf)>, BuildError> {
-    let changes = diff_upper(upper, lowers_top_first)
-        .map_err(|e| BuildError::Other(format!("computing the layer diff of {}: {e}", upper.display())))?;
+    let changes = diff_upper(upper, lowers_top_first).map_err(|e| {
+        BuildError::Other(format!(
+            "computing the layer diff of {}: {e}",
+            upper.display()
+        ))
+    })?;
     if changes.is_empty() {
         return Ok(None);
     }

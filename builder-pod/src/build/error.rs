@@ -84,9 +84,9 @@ impl BuildError {
     /// The Dockerfile line the failure belongs to, if any.
     pub fn line(&self) -> Option<usize> {
         match self {
-            Self::StepFailed { line, .. } | Self::StepKilled { line, .. } | Self::Step { line, .. } => {
-                Some(*line)
-            }
+            Self::StepFailed { line, .. }
+            | Self::StepKilled { line, .. }
+            | Self::Step { line, .. } => Some(*line),
             Self::Dockerfile(e) => e.line,
             _ => None,
         }

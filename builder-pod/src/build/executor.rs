@@ -53,7 +53,12 @@ impl StageState {
 
     /// A new stage on top of a finished image: its config carries over, except that the CMD is
     /// inherited (so ENTRYPOINT may reset it) and its ONBUILD triggers are consumed.
-    fn on_top_of(image: ImageConfig, layers: Vec<LayerInfo>, dirs: Vec<PathBuf>, key: String) -> Self {
+    fn on_top_of(
+        image: ImageConfig,
+        layers: Vec<LayerInfo>,
+        dirs: Vec<PathBuf>,
+        key: String,
+    ) -> Self {
         let mut meta = StageConfig {
             config: image.config.clone(),
             author: None,
@@ -92,7 +97,9 @@ pub struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Executor")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,7 +284,10 @@ impl Executor {
                             reports: Vec::new(),
                         };
                         let state = ctx.run();
-                        reports.lock().unwrap_or_else(|e| e.into_inner()).extend(ctx.reports);
+                        reports
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(ctx.reports);
                         state
                     });
                     board.finish(stage.index, result);
@@ -293,7 +303,12 @@ impl Executor {
                     states.insert(stage.index, state);
                 }
                 Some(Err(e)) => return Err(e),
-                None => return Err(BuildError::Other(format!("stage {} did not run", stage.index))),
+                None => {
+                    return Err(BuildError::Other(format!(
+                        "stage {} did not run",
+                        stage.index
+                    )));
+                }
             }
         }
         let mut reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -363,7 +378,10 @@ impl Board {
     fn permit(&self) -> Permit<'_> {
         let mut free = self.permits.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
-            free = self.permit_freed.wait(free).unwrap_or_else(|e| e.into_inner());
+            free = self
+                .permit_freed
+                .wait(free)
+                .unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
         Permit(self)
@@ -530,7 +548,12 @@ impl StageRun<'_> {
         Ok(Some((info, dir)))
     }
 
-    fn key(&self, state: &StageState, created_by: &str, content: Option<&crate::image::Digest>) -> CacheKey {
+    fn key(
+        &self,
+        state: &StageState,
+        created_by: &str,
+        content: Option<&crate::image::Digest>,
+    ) -> CacheKey {
         let spec = self.exec.spec();
         let layer_format = format!("{:?}/{:?}", spec.compression, spec.source_date_epoch);
         StepInputs {

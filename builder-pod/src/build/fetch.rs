@@ -26,17 +26,23 @@ pub(crate) fn download(url: &str, dest: &Path) -> Result<Digest, String> {
     if !response.status().is_success() {
         return Err(format!("download failed: HTTP {}", response.status()));
     }
-    if response.content_length().is_some_and(|n| n > MAX_DOWNLOAD_BYTES) {
-        return Err(format!("the file is larger than {MAX_DOWNLOAD_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_DOWNLOAD_BYTES)
+    {
+        return Err(format!(
+            "the file is larger than {MAX_DOWNLOAD_BYTES} bytes"
+        ));
     }
     let file = File::create(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     let mut sink = Sink {
         out: BufWriter::new(file),
         digester: Digester::new(),
     };
-    io::copy(&mut response, &mut sink)
-        .map_err(|e| format!("download failed: {e}"))?;
-    sink.out.flush().map_err(|e| format!("{}: {e}", dest.display()))?;
+    io::copy(&mut response, &mut sink).map_err(|e| format!("download failed: {e}"))?;
+    sink.out
+        .flush()
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(sink.digester.finish().0)
 }
 

@@ -10,8 +10,14 @@ use crate::store::Store;
 /// Media type of a layer in the output format. The bytes of a gzip layer are the same in both
 /// formats; only the name differs, and a manifest should not mix the two families (BuildKit
 /// converts base layers the same way). zstd has no Docker name.
-pub(crate) fn layer_media_type(layer: &LayerInfo, format: ImageFormat) -> Result<MediaType, String> {
-    let parsed: MediaType = layer.media_type.parse().unwrap_or(MediaType::Other(layer.media_type.clone()));
+pub(crate) fn layer_media_type(
+    layer: &LayerInfo,
+    format: ImageFormat,
+) -> Result<MediaType, String> {
+    let parsed: MediaType = layer
+        .media_type
+        .parse()
+        .unwrap_or(MediaType::Other(layer.media_type.clone()));
     let converted = match (format, &parsed) {
         (ImageFormat::Oci, MediaType::DockerLayerGzip) => MediaType::OciLayerGzip,
         (ImageFormat::Docker, MediaType::OciLayerGzip) => MediaType::DockerLayerGzip,
@@ -59,7 +65,11 @@ pub(crate) fn finish(
     let mut infos = Vec::with_capacity(stage.layers.len());
     for layer in &stage.layers {
         let media_type = layer_media_type(layer, format).map_err(BuildError::Other)?;
-        layers.push(Descriptor::new(media_type.clone(), layer.digest.clone(), layer.size));
+        layers.push(Descriptor::new(
+            media_type.clone(),
+            layer.digest.clone(),
+            layer.size,
+        ));
         infos.push(LayerInfo {
             media_type: media_type.as_str().to_owned(),
             ..layer.clone()
@@ -81,7 +91,7 @@ pub(crate) fn finish(
         manifest_digest: manifest_doc.digest.clone(),
         manifest_media_type: manifest_type.as_str().to_owned(),
         manifest_size: manifest_doc.bytes.len() as u64,
-        config_digest: config_doc.digest.clone(),
+        config_digest: config_doc.digest,
         layers: infos,
     };
     Ok((image, config))

@@ -85,7 +85,14 @@ impl StageConfig {
                 for port in ports {
                     c.exposed_ports.insert(port.clone(), Empty {});
                 }
-                format!("EXPOSE map[{}]", ports.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" "))
+                format!(
+                    "EXPOSE map[{}]",
+                    ports
+                        .iter()
+                        .map(|p| format!("{p}:{{}}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             }
             Step::Volume { paths } => {
                 for path in paths {
@@ -239,9 +246,9 @@ fn healthcheck(step: &HealthcheckStep) -> Healthcheck {
             retries,
         } => {
             let test = match command {
-                CommandLine::Exec(args) => {
-                    std::iter::once("CMD".to_owned()).chain(args.iter().cloned()).collect()
-                }
+                CommandLine::Exec(args) => std::iter::once("CMD".to_owned())
+                    .chain(args.iter().cloned())
+                    .collect(),
                 CommandLine::Shell(text) => vec!["CMD-SHELL".to_owned(), text.clone()],
             };
             let ns = |v: &Option<u64>| v.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
@@ -289,16 +296,70 @@ mod tests {
     fn history_lines_match_buildkit() {
         let mut s = StageConfig::default();
         let table: Vec<(Step, &str)> = vec![
-            (Step::Env { pairs: vec![pair("A", "1"), pair("B", "two words")] }, "ENV A=1 B=two words"),
-            (Step::Label { pairs: vec![pair("k", "v")] }, "LABEL k=v"),
-            (Step::Expose { ports: vec!["80/tcp".into(), "53/udp".into()] }, "EXPOSE map[80/tcp:{} 53/udp:{}]"),
+            (
+                Step::Env {
+                    pairs: vec![pair("A", "1"), pair("B", "two words")],
+                },
+                "ENV A=1 B=two words",
+            ),
+            (
+                Step::Label {
+                    pairs: vec![pair("k", "v")],
+                },
+                "LABEL k=v",
+            ),
+            (
+                Step::Expose {
+                    ports: vec!["80/tcp".into(), "53/udp".into()],
+                },
+                "EXPOSE map[80/tcp:{} 53/udp:{}]",
+            ),
             (Step::User { user: "app".into() }, "USER app"),
-            (Step::Cmd { command: CommandLine::Shell("node app.js".into()) }, r#"CMD ["/bin/sh" "-c" "node app.js"]"#),
-            (Step::Entrypoint { command: CommandLine::Exec(vec!["/entry".into()]) }, r#"ENTRYPOINT ["/entry"]"#),
-            (Step::Volume { paths: vec!["/data".into(), "/logs".into()] }, "VOLUME [/data /logs]"),
-            (Step::Stopsignal { signal: "SIGINT".into() }, "STOPSIGNAL SIGINT"),
-            (Step::Arg { args: vec![ArgValue { name: "V".into(), value: Some("1".into()) }, ArgValue { name: "W".into(), value: None }] }, "ARG V=1 W"),
-            (Step::Shell { shell: vec!["/bin/bash".into(), "-c".into()] }, "SHELL [/bin/bash -c]"),
+            (
+                Step::Cmd {
+                    command: CommandLine::Shell("node app.js".into()),
+                },
+                r#"CMD ["/bin/sh" "-c" "node app.js"]"#,
+            ),
+            (
+                Step::Entrypoint {
+                    command: CommandLine::Exec(vec!["/entry".into()]),
+                },
+                r#"ENTRYPOINT ["/entry"]"#,
+            ),
+            (
+                Step::Volume {
+                    paths: vec!["/data".into(), "/logs".into()],
+                },
+                "VOLUME [/data /logs]",
+            ),
+            (
+                Step::Stopsignal {
+                    signal: "SIGINT".into(),
+                },
+                "STOPSIGNAL SIGINT",
+            ),
+            (
+                Step::Arg {
+                    args: vec![
+                        ArgValue {
+                            name: "V".into(),
+                            value: Some("1".into()),
+                        },
+                        ArgValue {
+                            name: "W".into(),
+                            value: None,
+                        },
+                    ],
+                },
+                "ARG V=1 W",
+            ),
+            (
+                Step::Shell {
+                    shell: vec!["/bin/bash".into(), "-c".into()],
+                },
+                "SHELL [/bin/bash -c]",
+            ),
             (Step::Maintainer { name: "me".into() }, "MAINTAINER me"),
         ];
         for (step, expected) in table {
@@ -308,7 +369,10 @@ mod tests {
         assert_eq!(s.config.shell, ["/bin/bash", "-c"]);
         assert_eq!(s.author.as_deref(), Some("me"));
         assert_eq!(
-            run_created_by(&s.argv(&CommandLine::Shell("make".into())), &[pair("V", "1")]),
+            run_created_by(
+                &s.argv(&CommandLine::Shell("make".into())),
+                &[pair("V", "1")]
+            ),
             "RUN |1 V=1 /bin/bash -c make # buildkit"
         );
         assert_eq!(
@@ -321,12 +385,18 @@ mod tests {
     fn entrypoint_resets_only_an_inherited_cmd() {
         let mut inherited = StageConfig::default();
         inherited.config.cmd = vec!["bash".into()];
-        inherited.apply(&Step::Entrypoint { command: CommandLine::Exec(vec!["/e".into()]) });
+        inherited.apply(&Step::Entrypoint {
+            command: CommandLine::Exec(vec!["/e".into()]),
+        });
         assert!(inherited.config.cmd.is_empty(), "an inherited CMD is reset");
 
         let mut own = StageConfig::default();
-        own.apply(&Step::Cmd { command: CommandLine::Exec(vec!["--help".into()]) });
-        own.apply(&Step::Entrypoint { command: CommandLine::Exec(vec!["/e".into()]) });
+        own.apply(&Step::Cmd {
+            command: CommandLine::Exec(vec!["--help".into()]),
+        });
+        own.apply(&Step::Entrypoint {
+            command: CommandLine::Exec(vec!["/e".into()]),
+        });
         assert_eq!(own.config.cmd, ["--help"], "a CMD of this stage survives");
     }
 
@@ -358,7 +428,10 @@ mod tests {
         }));
         let hc = s.config.healthcheck.clone().unwrap();
         assert_eq!(hc.test, ["CMD-SHELL", "curl -f localhost"]);
-        assert_eq!((hc.interval, hc.timeout, hc.retries), (30_000_000_000, 0, 3));
+        assert_eq!(
+            (hc.interval, hc.timeout, hc.retries),
+            (30_000_000_000, 0, 3)
+        );
         s.apply(&Step::Healthcheck(HealthcheckStep::None));
         assert_eq!(s.config.healthcheck.unwrap().test, ["NONE"]);
     }

@@ -163,7 +163,10 @@ pub fn render_plain(event: &Event<'_>) -> Option<String> {
                 (false, Some(layer)) => format!(" ---> {}", short(layer)),
                 (false, None) => " ---> (no filesystem change)".to_owned(),
             };
-            format!("{what} ({})", format_duration(Duration::from_millis(*duration_ms)))
+            format!(
+                "{what} ({})",
+                format_duration(Duration::from_millis(*duration_ms))
+            )
         }
         Event::Warning { message } => format!("WARNING: {message}"),
         Event::Pushing { reference } => format!("Pushing {reference}"),
@@ -246,7 +249,10 @@ mod tests {
             line: 5,
             instruction: "RUN make",
         };
-        assert_eq!(render_plain(&start).unwrap(), "Step 3/7 [builder] : RUN make");
+        assert_eq!(
+            render_plain(&start).unwrap(),
+            "Step 3/7 [builder] : RUN make"
+        );
         let cached = Event::StepFinished {
             step: 3,
             cached: true,

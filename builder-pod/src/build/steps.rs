@@ -217,7 +217,8 @@ impl StepContext<'_> {
             None => None,
             Some(Chmod::Octal(mode)) => Some(CopyChmod::from(*mode)),
             Some(Chmod::Symbolic(text)) => Some(
-                CopyChmod::parse(text).map_err(|e| self.fail(keyword, format!("--chmod={text}: {e}")))?,
+                CopyChmod::parse(text)
+                    .map_err(|e| self.fail(keyword, format!("--chmod={text}: {e}")))?,
             ),
         };
         let names: Vec<String> = sources.iter().map(source_name).collect();
@@ -291,10 +292,17 @@ impl StepContext<'_> {
             }
             Some(CopyFrom::Image { normalized, .. }) => {
                 let base = &self.bases[normalized];
-                (base.lower_dirs.iter().rev().cloned().collect(), base.layers.len())
+                (
+                    base.lower_dirs.iter().rev().cloned().collect(),
+                    base.layers.len(),
+                )
             }
         };
-        let lowers = if layers == 0 { vec![self.exec.empty_lower()?] } else { lowers };
+        let lowers = if layers == 0 {
+            vec![self.exec.empty_lower()?]
+        } else {
+            lowers
+        };
         let dirs = StepDirs::new(self.exec, &lowers)?;
         let overlay = Overlay::mount(&lowers, &dirs.upper, &dirs.work, &dirs.merged)
             .map_err(|e| self.fail("COPY", format!("mounting the --from source: {e}")))?;
@@ -340,8 +348,14 @@ impl StepContext<'_> {
         }
         let dir = self.exec.store().scratch_dir("add-url")?;
         for url in urls {
-            let name = url_file_name(url)
-                .ok_or_else(|| self.fail("ADD", format!("{url}: cannot derive a file name from the URL; name the destination file")))?;
+            let name = url_file_name(url).ok_or_else(|| {
+                self.fail(
+                    "ADD",
+                    format!(
+                        "{url}: cannot derive a file name from the URL; name the destination file"
+                    ),
+                )
+            })?;
             let path = dir.path().join(&name);
             let digest = super::fetch::download(url, &path)
                 .map_err(|e| self.fail("ADD", format!("{url}: {e}")))?;
@@ -412,11 +426,8 @@ fn run(
         argv: argv.to_vec(),
         env: env.to_vec(),
         cwd: state.meta.workdir().to_owned(),
-        user: if state.meta.config.user.is_empty() {
-            "root".to_owned()
-        } else {
-            state.meta.config.user.clone()
-        },
+        // Empty means root without a lookup: images without /etc/passwd still build.
+        user: state.meta.config.user.clone(),
         hostname: "buildkitsandbox".to_owned(),
         network: match network {
             NetworkMode::Host => sandbox::Network::Host,
@@ -475,7 +486,8 @@ fn copy(
     let chown = match &work.chown {
         None => None,
         Some(spec) => Some(
-            chown_ids(merged, spec).map_err(|e| ctx.fail(keyword, format!("--chown={spec}: {e}")))?,
+            chown_ids(merged, spec)
+                .map_err(|e| ctx.fail(keyword, format!("--chown={spec}: {e}")))?,
         ),
     };
     let options = CopyOptions {
@@ -493,7 +505,8 @@ fn copy(
     for source in &work.sources {
         let kind = if work.extract_archives && !matches!(work.source, SourceRoot::Scratch(..)) {
             let path = work.source.context().dir().join(&source.path);
-            is_archive(&path).map_err(|e| ctx.fail(keyword, format!("{}: {e}", source.requested)))?
+            is_archive(&path)
+                .map_err(|e| ctx.fail(keyword, format!("{}: {e}", source.requested)))?
         } else {
             None
         };
@@ -502,7 +515,8 @@ fn copy(
             None => plain.push(source.clone()),
         }
     }
-    copy_into(merged, &plain, &work.dest, &options).map_err(|e| ctx.fail(keyword, e.to_string()))?;
+    copy_into(merged, &plain, &work.dest, &options)
+        .map_err(|e| ctx.fail(keyword, e.to_string()))?;
     for (source, kind) in archives {
         let archive = work.source.context().dir().join(&source.path);
         extract(merged, &archive, kind, &work.dest, &options)
@@ -520,12 +534,16 @@ fn extract(
     dest: &str,
     options: &CopyOptions,
 ) -> Result<(), String> {
-    let dir = open_dir_in_root(root, dest, &options.workdir, options.chown)
-        .map_err(|e| e.to_string())?;
+    let dir =
+        open_dir_in_root(root, dest, &options.workdir, options.chown).map_err(|e| e.to_string())?;
     let file = fs::File::open(archive).map_err(|e| e.to_string())?;
     let reader: Box<dyn std::io::Read> = match kind {
         ArchiveKind::TarBzip2 | ArchiveKind::TarXz => {
-            let program = if kind == ArchiveKind::TarBzip2 { "bzip2" } else { "xz" };
+            let program = if kind == ArchiveKind::TarBzip2 {
+                "bzip2"
+            } else {
+                "xz"
+            };
             let child = std::process::Command::new(program)
                 .arg("-dc")
                 .stdin(file)
@@ -534,11 +552,13 @@ fn extract(
                 .map_err(|e| format!("running {program} to decompress: {e}"))?;
             Box::new(child.stdout.ok_or("no decompressor output")?)
         }
-        _ => crate::layer::decompress(std::io::BufReader::new(file))
-            .map_err(|e| e.to_string())?,
+        _ => crate::layer::decompress(std::io::BufReader::new(file)).map_err(|e| e.to_string())?,
     };
     // The directory descriptor stands in for the path, so nothing re-resolves `dest`.
-    let target = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)));
+    let target = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ));
     crate::layer::apply_layer(
         reader,
         &target,
@@ -554,12 +574,10 @@ fn workdir(
     merged: &Path,
     path: &str,
 ) -> Result<(), BuildError> {
-    let user = if state.meta.config.user.is_empty() {
-        "root"
-    } else {
-        &state.meta.config.user
+    let ids = match state.meta.config.user.as_str() {
+        "" => (0, 0),
+        user => user_ids(merged, user).map_err(|e| ctx.fail("WORKDIR", e))?,
     };
-    let ids = user_ids(merged, user).map_err(|e| ctx.fail("WORKDIR", e))?;
     mkdir_all_in_root(merged, path, "/", ids).map_err(|e| ctx.fail("WORKDIR", e.to_string()))?;
     Ok(())
 }
@@ -575,9 +593,11 @@ fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), String> {
     };
     let uid = match user.parse::<u32>() {
         Ok(uid) => uid,
-        Err(_) => sandbox::resolve_user(user, &passwd, &group)
-            .map_err(|e| e.to_string())?
-            .uid,
+        Err(_) => {
+            sandbox::resolve_user(user, &passwd, &group)
+                .map_err(|e| e.to_string())?
+                .uid
+        }
     };
     let gid = match grp {
         None => uid,
@@ -660,7 +680,11 @@ fn heredoc_script_argv(state: &StageState, body: String) -> Result<Vec<String>, 
     let mut argv: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
     let program = match argv.as_slice() {
         [env, program, ..] if env.ends_with("/env") => program.clone(),
-        [interpreter, ..] => interpreter.rsplit('/').next().unwrap_or_default().to_owned(),
+        [interpreter, ..] => interpreter
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
         [] => return Err("the heredoc's #! line names no interpreter".to_owned()),
     };
     let takes_c = matches!(program.as_str(), "sh" | "bash" | "dash" | "ash" | "zsh")
@@ -769,7 +793,10 @@ mod tests {
 
     #[test]
     fn url_names_follow_docker() {
-        assert_eq!(url_file_name("https://h/a/b.tar.gz?x=1").as_deref(), Some("b.tar.gz"));
+        assert_eq!(
+            url_file_name("https://h/a/b.tar.gz?x=1").as_deref(),
+            Some("b.tar.gz")
+        );
         assert_eq!(url_file_name("https://h/"), None);
         assert_eq!(url_file_name("https://h"), None);
     }
