@@ -52,7 +52,11 @@ impl Fixture {
     fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
         let ctx = self.dir.path().join(name);
         std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("{BASE}", &self.base())).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            dockerfile.replace("{BASE}", &self.base()),
+        )
+        .unwrap();
         for (path, content) in files {
             let path = ctx.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -91,7 +95,11 @@ fn ok(output: &Output) -> String {
 
 fn skopeo(args: &[&str]) -> Vec<u8> {
     let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -144,12 +152,22 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
     ));
     let meta: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     let image_id = std::fs::read_to_string(&iid).unwrap();
-    assert_eq!(stdout.lines().next(), Some(image_id.as_str()), "stdout starts with the image ID");
+    assert_eq!(
+        stdout.lines().next(),
+        Some(image_id.as_str()),
+        "stdout starts with the image ID"
+    );
 
     let remote = format!("docker://{tag}");
     let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &remote]);
     assert_eq!(Digest::of(&raw).to_string(), meta["containerimage.digest"]);
-    let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &remote]);
+    let config = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        "--raw",
+        &remote,
+    ]);
     assert_eq!(Digest::of(&config).to_string(), image_id);
 
     let config: Value = serde_json::from_slice(&config).unwrap();
@@ -159,7 +177,12 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
     assert_eq!(c["Cmd"], serde_json::json!(["cat", "generated.txt"]));
     assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
     assert_eq!(c["Labels"]["org.example.team"], "builders");
-    assert!(c["Env"].as_array().unwrap().contains(&Value::from("GREETING=hello there")));
+    assert!(
+        c["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("GREETING=hello there"))
+    );
     // base layer + WORKDIR + COPY + RUN
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
     let layers: Vec<&str> = meta["stratum.layers"]
@@ -185,7 +208,10 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
         &format!("oci:{}:1", layout.display()),
     ]);
     let rootfs = unpack(&layout, "1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("srv/app/greeting.txt")).unwrap(), "hi\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/app/greeting.txt")).unwrap(),
+        "hi\n"
+    );
     assert_eq!(
         std::fs::read_to_string(rootfs.join("srv/app/generated.txt")).unwrap(),
         "hello there\n"
@@ -209,8 +235,15 @@ fn an_unchanged_rebuild_runs_nothing_and_reproduces_the_image() {
     let second = f.build(&cache, &["--progress", "plain"], &ctx);
     let second_id = ok(&second).lines().next().unwrap().to_owned();
     let log = String::from_utf8_lossy(&second.stderr);
-    assert!(!log.contains("ran-the-run-step"), "the RUN did not execute again:\n{log}");
-    assert_eq!(log.matches("Using cache").count(), 4, "FROM, WORKDIR, COPY, RUN:\n{log}");
+    assert!(
+        !log.contains("ran-the-run-step"),
+        "the RUN did not execute again:\n{log}"
+    );
+    assert_eq!(
+        log.matches("Using cache").count(),
+        4,
+        "FROM, WORKDIR, COPY, RUN:\n{log}"
+    );
     assert_eq!(first_id, second_id);
 
     let third = f.build(&cache, &["--progress", "plain", "--no-cache"], &ctx);
@@ -254,13 +287,20 @@ fn reproducible_builds_are_byte_identical() {
             meta["containerimage.digest"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(ids[0], ids[1], "two cold builds in separate caches give one manifest digest");
+    assert_eq!(
+        ids[0], ids[1],
+        "two cold builds in separate caches give one manifest digest"
+    );
 }
 
 #[test]
 fn a_failing_run_names_the_line_and_the_exit_code() {
     let f = Fixture::new();
-    let ctx = f.context("fail", "FROM {BASE}\nENV X=1\n\nRUN echo about to fail && exit 3\nRUN echo never\n", &[]);
+    let ctx = f.context(
+        "fail",
+        "FROM {BASE}\nENV X=1\n\nRUN echo about to fail && exit 3\nRUN echo never\n",
+        &[],
+    );
     let out = f.build(&f.cache("fail"), &[], &ctx);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -307,12 +347,26 @@ LABEL extra=1
         &ctx,
     ));
     let rootfs = unpack(&layout, "v1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("artifact")).unwrap(), "built\n");
-    assert_eq!(std::fs::read_link(rootfs.join("link")).unwrap(), Path::new("artifact"));
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("artifact")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_link(rootfs.join("link")).unwrap(),
+        Path::new("artifact")
+    );
     let entries: Vec<_> = std::fs::read_dir(&rootfs).unwrap().collect();
-    assert_eq!(entries.len(), 2, "a scratch stage holds only what was copied");
+    assert_eq!(
+        entries.len(),
+        2,
+        "a scratch stage holds only what was copied"
+    );
 
-    let from_archive = skopeo(&["inspect", "--raw", &format!("oci-archive:{}:v1", oci_archive.display())]);
+    let from_archive = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:v1", oci_archive.display()),
+    ]);
     let from_layout = skopeo(&["inspect", "--raw", &format!("oci:{}:v1", layout.display())]);
     assert_eq!(from_archive, from_layout);
     let docker: Value = serde_json::from_slice(&skopeo(&[
@@ -326,7 +380,11 @@ LABEL extra=1
 #[test]
 fn a_tar_context_on_stdin_builds_like_a_directory() {
     let f = Fixture::new();
-    let ctx = f.context("stdin", "FROM {BASE}\nCOPY hello.txt /hello.txt\n", &[("hello.txt", "from a tar\n")]);
+    let ctx = f.context(
+        "stdin",
+        "FROM {BASE}\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", "from a tar\n")],
+    );
     let tarball = Command::new("tar")
         .arg("-C")
         .arg(&ctx)
@@ -339,7 +397,12 @@ fn a_tar_context_on_stdin_builds_like_a_directory() {
         .arg("build")
         .arg("--cache-dir")
         .arg(f.cache("stdin"))
-        .args(["--insecure-registry", &f.registry.host_port, "-t", "x/stdin:1"])
+        .args([
+            "--insecure-registry",
+            &f.registry.host_port,
+            "-t",
+            "x/stdin:1",
+        ])
         .arg("--output")
         .arg(format!("type=oci,dest={}", layout.display()))
         .arg("-")
@@ -352,5 +415,8 @@ fn a_tar_context_on_stdin_builds_like_a_directory() {
     child.stdin.take().unwrap().write_all(&tarball).unwrap();
     ok(&child.wait_with_output().unwrap());
     let rootfs = unpack(&layout, "1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(), "from a tar\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(),
+        "from a tar\n"
+    );
 }

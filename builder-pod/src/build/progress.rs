@@ -58,6 +58,10 @@ pub enum Event<'a> {
     Pushed {
         reference: &'a str,
         digest: &'a str,
+        /// Blobs sent, and their bytes; the rest were already there or mounted.
+        blobs_uploaded: usize,
+        bytes_uploaded: u64,
+        blobs_skipped: usize,
     },
     Finished {
         image_id: &'a str,
@@ -170,7 +174,16 @@ pub fn render_plain(event: &Event<'_>) -> Option<String> {
         }
         Event::Warning { message } => format!("WARNING: {message}"),
         Event::Pushing { reference } => format!("Pushing {reference}"),
-        Event::Pushed { reference, digest } => format!("Pushed {reference}@{digest}"),
+        Event::Pushed {
+            reference,
+            digest,
+            blobs_uploaded,
+            bytes_uploaded,
+            blobs_skipped,
+        } => format!(
+            "Pushed {reference}@{digest} ({blobs_uploaded} blobs uploaded, {bytes_uploaded} bytes; \
+             {blobs_skipped} already there)"
+        ),
         Event::Finished {
             image_id,
             digest,
