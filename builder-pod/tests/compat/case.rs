@@ -169,7 +169,7 @@ pub fn load(dir: &Path) -> Result<Case, String> {
         .map(|(path, expectation)| {
             let path = expand_repeats(&path)?;
             check_image_path(&path)?;
-            Ok((path, expectation))
+            Ok((path, expectation.expand_repeats()?))
         })
         .collect::<Result<_, String>>()
         .map_err(|e| format!("{}: expect: {e}", case_json.display()))?;
@@ -201,7 +201,8 @@ fn parse_difference(d: &Difference) -> Result<DifferenceSubject, String> {
             check_image_path(path)?;
             let parse = |v: &Value| {
                 serde_json::from_value::<PathExpectation>(v.clone())
-                    .map_err(|e| format!("{path}: {e}"))
+                    .map_err(|e| format!("{path}: {e}"))?
+                    .expand_repeats()
             };
             Ok(DifferenceSubject::Path {
                 path: path.clone(),

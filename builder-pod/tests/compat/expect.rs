@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::config::{ConfigSubset, normalise_field};
+use crate::setup::expand_repeats;
 use crate::snapshot::{Entry, Snapshot, sha256_bytes, show_bytes};
 
 /// `"absent"`, `"present"`, or an object of facts about the entry.
@@ -43,6 +44,27 @@ pub struct EntryExpectation {
     /// The exact set of extended attributes (`security.selinux` aside); values as text or
     /// `hex:…`.
     pub xattrs: Option<BTreeMap<String, String>>,
+}
+
+impl PathExpectation {
+    /// Expands `<c*N>` (see setup::expand_repeats) in the paths and link targets it names.
+    pub fn expand_repeats(self) -> Result<Self, String> {
+        let PathExpectation::Entry(mut entry) = self else {
+            return Ok(self);
+        };
+        if let Some(target) = &entry.target {
+            entry.target = Some(expand_repeats(target)?);
+        }
+        if let Some(others) = &entry.hardlinked_with {
+            entry.hardlinked_with = Some(
+                others
+                    .iter()
+                    .map(|o| expand_repeats(o))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        Ok(PathExpectation::Entry(entry))
+    }
 }
 
 impl<'de> Deserialize<'de> for PathExpectation {

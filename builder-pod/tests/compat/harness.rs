@@ -83,7 +83,15 @@ pub fn cases_dir() -> PathBuf {
 impl Suite {
     /// Loads the cases, starts a registry and pushes the base images they use.
     pub fn start(name: &str) -> Result<Self, String> {
-        let cases = case::load_all(&cases_dir())?;
+        let mut cases = case::load_all(&cases_dir())?;
+        // STRATUM_COMPAT_CASES=a,b runs only those cases (while working on them).
+        if let Ok(only) = std::env::var("STRATUM_COMPAT_CASES") {
+            let only: Vec<&str> = only.split(',').map(str::trim).collect();
+            if let Some(unknown) = only.iter().find(|n| !cases.iter().any(|c| c.name == **n)) {
+                return Err(format!("STRATUM_COMPAT_CASES names no case {unknown:?}"));
+            }
+            cases.retain(|c| only.contains(&c.name.as_str()));
+        }
         let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("compat-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&work);
@@ -111,7 +119,8 @@ impl Suite {
 
     /// The base image's root filesystem, read back from the registry the builds pull from.
     fn base_snapshot(&self, base: Base) -> Result<Snapshot, String> {
-        let dir = self.work.join(format!("base-{base:?}"));
+        let dir = self.work.join(base.repository().replace(['/', ':'], "-"));
+        fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
         let oci = dir.join("oci");
         tools::run(
             std::process::Command::new("skopeo")
