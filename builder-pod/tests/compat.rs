@@ -30,7 +30,7 @@ mod tools;
 
 use harness::{Suite, check_buildah, check_deterministic, check_stratum, report, timer};
 
-/// Buildah runs in two threads: a RUN step mostly waits on runc and the disk.
+/// Builds run in two threads: a RUN step mostly waits on the runtime and the disk.
 const WORKERS: usize = 2;
 
 #[derive(Debug)]
@@ -81,7 +81,7 @@ fn reference_builds_are_deterministic_and_docker_exact() {
 #[ignore = "needs the step executor (issue 4)"]
 fn stratum_matches_the_reference_builder() {
     let suite = Suite::start("stratum").unwrap_or_else(|e| panic!("cannot set up the suite: {e}"));
-    let results = suite.for_each_case(1, |case| {
+    let results = suite.for_each_case(WORKERS, |case| {
         let dir = suite.prepare(case)?;
         let reference = suite.buildah_image(case, &dir, "reference", false)?;
         let stratum = suite.stratum_image(case, &dir)?;

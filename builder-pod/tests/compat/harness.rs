@@ -1,7 +1,7 @@
 //! Orchestration: one suite run owns a work directory, a registry with the base images and a
 //! private Buildah storage; each case is built, exported, unpacked, snapshotted and checked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,12 +40,13 @@ pub struct Image {
     pub config: ConfigSubset,
 }
 
-/// Removes from `snapshot` the mount stubs a RUN left: a stub path absent from the base image
-/// that holds an empty file or an empty directory. Returns the removed paths.
-pub fn strip_mount_stubs(snapshot: &mut Snapshot, base: &Snapshot) -> Vec<String> {
+/// Removes from `snapshot` the mount stubs a RUN left: a stub path the base image does not
+/// have (`in_base` lists those it has) that holds an empty file or an empty directory. Returns
+/// the removed paths.
+pub fn strip_mount_stubs(snapshot: &mut Snapshot, in_base: &BTreeSet<String>) -> Vec<String> {
     let mut removed = Vec::new();
     for &stub in MOUNT_STUBS {
-        if base.entries.contains_key(stub) {
+        if in_base.contains(stub) {
             continue;
         }
         let Some(entry) = snapshot.entries.get(stub) else {
@@ -67,13 +68,39 @@ pub fn strip_mount_stubs(snapshot: &mut Snapshot, base: &Snapshot) -> Vec<String
     removed
 }
 
+/// Which of the mount stub paths exist in the base image.
+fn stubs_in_base(base: Base, scratch: &Path) -> Result<BTreeSet<String>, String> {
+    let (layout, tag) = tools::base_layout(base);
+    let rootfs = scratch.join("rootfs");
+    let _ = fs::remove_dir_all(scratch);
+    fs::create_dir_all(scratch).map_err(|e| format!("mkdir {}: {e}", scratch.display()))?;
+    tools::run(
+        std::process::Command::new("umoci")
+            .args(["raw", "unpack", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(&rootfs),
+    )?;
+    let present = MOUNT_STUBS
+        .iter()
+        .filter(|stub| {
+            rootfs
+                .join(stub.trim_start_matches('/'))
+                .symlink_metadata()
+                .is_ok()
+        })
+        .map(|stub| (*stub).to_owned())
+        .collect();
+    let _ = fs::remove_dir_all(scratch);
+    Ok(present)
+}
+
 #[derive(Debug)]
 pub struct Suite {
     pub work: PathBuf,
     pub registry: Registry,
     pub buildah: Buildah,
     pub cases: Vec<Case>,
-    bases: HashMap<Base, Snapshot>,
+    stubs_in_base: HashMap<Base, BTreeSet<String>>,
 }
 
 pub fn cases_dir() -> PathBuf {
@@ -105,34 +132,16 @@ impl Suite {
             registry,
             buildah,
             cases,
-            bases: HashMap::new(),
+            stubs_in_base: HashMap::new(),
         };
         let mut bases: Vec<Base> = suite.cases.iter().map(|c| c.file.base).collect();
         bases.sort_by_key(|b| b.repository());
         bases.dedup();
         for base in bases {
-            let snapshot = suite.base_snapshot(base)?;
-            suite.bases.insert(base, snapshot);
+            let present = stubs_in_base(base, &suite.work.join("base"))?;
+            suite.stubs_in_base.insert(base, present);
         }
         Ok(suite)
-    }
-
-    /// The base image's root filesystem, read back from the registry the builds pull from.
-    fn base_snapshot(&self, base: Base) -> Result<Snapshot, String> {
-        let dir = self.work.join(base.repository().replace(['/', ':'], "-"));
-        fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let oci = dir.join("oci");
-        tools::run(
-            std::process::Command::new("skopeo")
-                .args(["copy", "--quiet", "--src-tls-verify=false"])
-                .arg(format!("docker://{}", self.registry.base(base)))
-                .arg(format!("oci:{}:compat", oci.display())),
-        )?;
-        let rootfs = dir.join("rootfs");
-        tools::unpack(&oci, &rootfs)?;
-        let snapshot = Snapshot::capture(&rootfs).map_err(|e| e.to_string());
-        let _ = fs::remove_dir_all(&dir);
-        snapshot
     }
 
     /// The case's directory for this run, with a fresh copy of its context.
@@ -163,7 +172,7 @@ impl Suite {
         let docker_config = self.buildah.export(&tag, &oci)?;
         let raw = self.snapshot_of(&oci, &dir.join(format!("{run}.rootfs")))?;
         let mut normalised = raw.clone();
-        strip_mount_stubs(&mut normalised, &self.bases[&case.file.base]);
+        strip_mount_stubs(&mut normalised, &self.stubs_in_base[&case.file.base]);
         Ok(Image {
             raw,
             normalised,
@@ -244,7 +253,8 @@ impl Suite {
 impl Drop for Suite {
     fn drop(&mut self) {
         self.buildah.clean();
-        let _ = fs::remove_dir_all(self.work.join("cases"));
+        self.registry.stop();
+        let _ = fs::remove_dir_all(&self.work);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tests of the harness itself: a comparison that could not see a difference would make the
 //! whole suite pass vacuously. These run as root (chown, mknod) without any builder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
@@ -171,7 +171,11 @@ fn mount_stubs_are_stripped_only_when_empty_and_new() {
     }
     fs::write(built.path().join("etc/hosts"), "").unwrap();
     fs::write(built.path().join("etc/resolv.conf"), "nameserver 1.1.1.1\n").unwrap();
-    let base = Snapshot::capture(base.path()).unwrap();
+    let base: BTreeSet<String> = Snapshot::capture(base.path())
+        .unwrap()
+        .entries
+        .into_keys()
+        .collect();
     let mut built = Snapshot::capture(built.path()).unwrap();
     let removed = strip_mount_stubs(&mut built, &base);
     // /run was in the base; /sys is not empty; resolv.conf has content.

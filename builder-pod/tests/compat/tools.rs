@@ -48,6 +48,7 @@ fn tail(bytes: &[u8], lines: usize) -> String {
 pub struct Registry {
     dir: PathBuf,
     pub addr: String,
+    stopped: bool,
 }
 
 impl Registry {
@@ -73,6 +74,7 @@ impl Registry {
                     return Ok(Registry {
                         dir: dir.to_path_buf(),
                         addr: format!("127.0.0.1:{port}"),
+                        stopped: false,
                     });
                 }
                 Err(e) => last_error = e,
@@ -87,8 +89,12 @@ impl Registry {
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
+impl Registry {
+    /// Stops the registry (also done on drop).
+    pub fn stop(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let script = repo_root().join("scripts/local-registry");
         if let Err(e) = run(Command::new("bash")
             .arg(script)
@@ -101,16 +107,37 @@ impl Drop for Registry {
     }
 }
 
-/// Builds and pushes the base images the cases need (scripts/make-base-images). The Debian
-/// root filesystem is cached across runs in $STRATUM_BASE_CACHE (default
-/// /var/tmp/stratum-base-images): mmdebstrap takes most of a minute.
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where scripts/make-base-images keeps its OCI layouts: $STRATUM_BASE_CACHE, by default
+/// /var/tmp/stratum-base-images. The Debian root filesystem is reused across runs: mmdebstrap
+/// takes most of a minute.
+pub fn base_cache() -> PathBuf {
+    std::env::var_os("STRATUM_BASE_CACHE").map_or_else(
+        || PathBuf::from("/var/tmp/stratum-base-images"),
+        PathBuf::from,
+    )
+}
+
+/// The OCI layout (and its tag) from which scripts/make-base-images pushed `base`.
+pub fn base_layout(base: Base) -> (PathBuf, &'static str) {
+    match base {
+        Base::Busybox => (base_cache().join("busybox"), "latest"),
+        Base::Debian => (base_cache().join("debian"), "bookworm"),
+    }
+}
+
+/// Builds and pushes the base images the cases need (scripts/make-base-images).
 pub fn push_base_images(registry: &Registry, debian: bool) -> Result<(), String> {
-    let cache = std::env::var("STRATUM_BASE_CACHE")
-        .unwrap_or_else(|_| "/var/tmp/stratum-base-images".to_owned());
     let mut command = Command::new("bash");
     command
         .arg(repo_root().join("scripts/make-base-images"))
-        .args(["--registry", &registry.addr, "--cache", &cache]);
+        .args(["--registry", &registry.addr, "--cache"])
+        .arg(base_cache());
     if debian {
         command.arg("--debian");
     }
@@ -201,7 +228,9 @@ impl Buildah {
     pub fn export(&self, tag: &str, oci_dir: &Path) -> Result<Value, String> {
         run(self
             .command()
-            .args(["push", "--quiet", tag])
+            // Uncompressed layers: compressing a Debian layer only to unpack it again costs
+            // seconds per build, and umoci reads plain tar layers as well.
+            .args(["push", "--quiet", "--disable-compression", tag])
             .arg(format!("oci:{}:{OCI_TAG}", oci_dir.display())))?;
         let output = run(self.command().args(["inspect", "--type", "image", tag]))?;
         let inspect: Value = serde_json::from_slice(&output.stdout)
@@ -212,10 +241,14 @@ impl Buildah {
         }
     }
 
-    /// Removes every image and the storage; best effort (leftovers sit in target/tmp).
+    /// Removes the storage; best effort (leftovers sit in target/tmp). `buildah bud` unmounts
+    /// what it mounted, so the directories can go without `buildah rmi`, which takes seconds
+    /// per image.
     pub fn clean(&self) {
-        let _ = run(self.command().args(["rmi", "--all", "--force"]));
-        let _ = fs::remove_dir_all(&self.root);
+        if fs::remove_dir_all(&self.root).is_err() {
+            let _ = run(self.command().args(["rmi", "--all", "--force"]));
+            let _ = fs::remove_dir_all(&self.root);
+        }
         let _ = fs::remove_dir_all(&self.runroot);
     }
 }
