@@ -252,9 +252,11 @@ impl Suite {
 
 impl Drop for Suite {
     fn drop(&mut self) {
+        let started = Instant::now();
         self.buildah.clean();
         self.registry.stop();
         let _ = fs::remove_dir_all(&self.work);
+        eprintln!("compat: cleanup {:.1}s", tools::seconds(started));
     }
 }
 

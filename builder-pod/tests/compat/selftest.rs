@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::case;
 use crate::config::{self, ConfigSubset};
 use crate::expect::{PathExpectation, check_config, check_path};
-use crate::harness::strip_mount_stubs;
+use crate::harness::{Image, check_buildah, check_deterministic, check_stratum, strip_mount_stubs};
 use crate::setup::{self, SetupOp, expand_repeats};
 use crate::snapshot::{self, Kind, Snapshot, sha256_bytes};
 
@@ -304,4 +304,91 @@ fn context_setup_adds_what_git_cannot_hold() {
     );
     assert_eq!(expand_repeats("x<y*3>z<-*2>").unwrap(), "xyyyz--");
     assert!(expand_repeats("<ab*2>").is_err() && expand_repeats("<a*>").is_err());
+}
+
+/// A case with one Docker fact, one recorded path difference and one recorded config difference.
+fn case_with_differences(dir: &Path) -> case::Case {
+    let case_dir = dir.join("differs");
+    fs::create_dir_all(&case_dir).unwrap();
+    fs::write(case_dir.join("Dockerfile"), "ARG BASE\nFROM ${BASE}\n").unwrap();
+    let json = json!({
+        "about": "x", "base": "busybox",
+        "expect": {"/a": {"content": "a"}},
+        "expect_config": {"User": "u"},
+        "buildah_differs": [
+            {"path": "/w", "docker": {"type": "dir"}, "buildah": "absent", "why": "lazy WORKDIR"},
+            {"config": "Cmd", "docker": ["sh", "-ec", "x"], "buildah": ["sh", "-c", "x"], "why": "SHELL"}
+        ]
+    });
+    fs::write(case_dir.join("case.json"), json.to_string()).unwrap();
+    case::load(&case_dir).unwrap()
+}
+
+fn image(files: &[(&str, &str)], dirs: &[&str], config: serde_json::Value) -> Image {
+    let dir = tempdir();
+    for d in dirs {
+        fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    for (path, content) in files {
+        fs::write(dir.path().join(path), content).unwrap();
+    }
+    let snap = Snapshot::capture(dir.path()).unwrap();
+    Image {
+        raw: snap.clone(),
+        normalised: snap,
+        config: ConfigSubset::of_image_config(&json!({ "config": config })).unwrap(),
+    }
+}
+
+#[test]
+fn stratum_is_held_to_docker_facts_and_to_buildah_outside_recorded_differences() {
+    let dir = tempdir();
+    let case = case_with_differences(dir.path());
+    let buildah = image(
+        &[("a", "a"), ("b", "b")],
+        &[],
+        json!({"User": "u", "Cmd": ["sh", "-c", "x"]}),
+    );
+    assert_eq!(check_buildah(&case, &buildah), Vec::<String>::new());
+    assert_eq!(
+        check_deterministic(&buildah, &buildah),
+        Vec::<String>::new()
+    );
+
+    let good = image(
+        &[("a", "a"), ("b", "b")],
+        &["w"],
+        json!({"User": "u", "Cmd": ["sh", "-ec", "x"]}),
+    );
+    assert_eq!(check_stratum(&case, &good, &buildah), Vec::<String>::new());
+    // Buildah's recorded behaviour is checked too: a Buildah that created /w would be noticed.
+    assert_eq!(
+        check_buildah(&case, &good).len(),
+        2,
+        "{:?}",
+        check_buildah(&case, &good)
+    );
+
+    // Wrong content for a Docker fact, a missing Docker-side difference, an extra file, a
+    // different unrelated file, the Buildah-side Cmd, a wrong User.
+    let bad = image(
+        &[("a", "x"), ("b", "c"), ("extra", "")],
+        &[],
+        json!({"User": "v", "Cmd": ["sh", "-c", "x"]}),
+    );
+    let problems = check_stratum(&case, &bad, &buildah);
+    for needle in [
+        "/a: content",
+        "/w: expected present",
+        "/extra",
+        "/b:",
+        "config Cmd",
+        "config User",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "no {needle:?} in {problems:#?}"
+        );
+    }
+    assert!(!check_deterministic(&buildah, &bad).is_empty());
 }
