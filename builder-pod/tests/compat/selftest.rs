@@ -324,7 +324,7 @@ fn case_with_differences(dir: &Path) -> case::Case {
     case::load(&case_dir).unwrap()
 }
 
-fn image(files: &[(&str, &str)], dirs: &[&str], config: serde_json::Value) -> Image {
+fn image(files: &[(&str, &str)], dirs: &[&str], config: &serde_json::Value) -> Image {
     let dir = tempdir();
     for d in dirs {
         fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -347,7 +347,7 @@ fn stratum_is_held_to_docker_facts_and_to_buildah_outside_recorded_differences()
     let buildah = image(
         &[("a", "a"), ("b", "b")],
         &[],
-        json!({"User": "u", "Cmd": ["sh", "-c", "x"]}),
+        &json!({"User": "u", "Cmd": ["sh", "-c", "x"]}),
     );
     assert_eq!(check_buildah(&case, &buildah), Vec::<String>::new());
     assert_eq!(
@@ -358,7 +358,7 @@ fn stratum_is_held_to_docker_facts_and_to_buildah_outside_recorded_differences()
     let good = image(
         &[("a", "a"), ("b", "b")],
         &["w"],
-        json!({"User": "u", "Cmd": ["sh", "-ec", "x"]}),
+        &json!({"User": "u", "Cmd": ["sh", "-ec", "x"]}),
     );
     assert_eq!(check_stratum(&case, &good, &buildah), Vec::<String>::new());
     // Buildah's recorded behaviour is checked too: a Buildah that created /w would be noticed.
@@ -374,7 +374,7 @@ fn stratum_is_held_to_docker_facts_and_to_buildah_outside_recorded_differences()
     let bad = image(
         &[("a", "x"), ("b", "c"), ("extra", "")],
         &[],
-        json!({"User": "v", "Cmd": ["sh", "-c", "x"]}),
+        &json!({"User": "v", "Cmd": ["sh", "-c", "x"]}),
     );
     let problems = check_stratum(&case, &bad, &buildah);
     for needle in [
