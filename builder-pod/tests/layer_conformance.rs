@@ -254,6 +254,10 @@ fn scripted_step_conforms() -> Result<()> {
             == Some(trees::CAP_NET_RAW.to_vec())
     );
     ensure!(xattr("usr/lib/libx.so.1", "SCHILY.xattr.user.comment") == Some(b"a library".to_vec()));
+    ensure!(
+        xattr("usr/bin/nl-cap-copy", "SCHILY.xattr.security.capability")
+            == Some(trees::CAP_WITH_NEWLINE.to_vec())
+    );
     // chown(2) drops file capabilities; the layer must not bring them back.
     ensure!(xattr("usr/bin/ping", "SCHILY.xattr.security.capability").is_none());
     Ok(())
