@@ -83,8 +83,10 @@ impl Stack {
     }
 
     pub fn unmount(&mut self) -> Result<()> {
-        while let Some(target) = self.mounted.pop() {
-            unmount(&target)?;
+        // Popped only once unmounted, so a failure leaves it to `Drop`'s lazy detach.
+        while let Some(target) = self.mounted.last() {
+            unmount(target)?;
+            self.mounted.pop();
         }
         Ok(())
     }
