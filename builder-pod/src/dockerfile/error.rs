@@ -177,8 +177,9 @@ pub struct DockerfileError {
     pub text: Option<String>,
     /// What to do about it, where we can say.
     pub hint: Option<String>,
+    /// Boxed so `Result<_, DockerfileError>` stays small on the happy path.
     #[source]
-    pub kind: ErrorKind,
+    pub kind: Box<ErrorKind>,
 }
 
 impl DockerfileError {
@@ -189,7 +190,7 @@ impl DockerfileError {
             column: None,
             text: None,
             hint: None,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

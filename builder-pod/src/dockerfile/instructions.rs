@@ -446,11 +446,9 @@ fn parse_copy(ctx: &Ctx<'_, '_>, words: &[Word]) -> Result<Copy> {
     ])?;
     let (sources, dest) = sources_and_dest(ctx, words, "COPY")?;
     let from = flags.string("from").filter(|w| !w.text.is_empty());
-    if let Some(w) = &from {
-        if w.text.contains('$') {
-            let err = ctx.err_at(ErrorKind::FromFlagExpansion, w.offset);
-            return Err(err.with_text(w.text.clone()));
-        }
+    if let Some(w) = from.as_ref().filter(|w| w.text.contains('$')) {
+        let err = ctx.err_at(ErrorKind::FromFlagExpansion, w.offset);
+        return Err(err.with_text(w.text.clone()));
     }
     Ok(Copy {
         sources,

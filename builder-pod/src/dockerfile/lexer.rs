@@ -358,7 +358,8 @@ mod tests {
 
     #[test]
     fn continuation_rules() {
-        let cases: &[(&str, &[(&str, usize, usize)])] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, usize, usize)]);
+        let cases: &[Case<'_>] = &[
             ("RUN a \\\n  b\n", &[("RUN a   b", 1, 2)]),
             ("RUN a \\  \t\nb", &[("RUN a b", 1, 2)]),
             (

@@ -21,6 +21,8 @@ pub mod platform;
 pub mod reference;
 pub mod shell;
 mod suggest;
+#[cfg(test)]
+mod tests;
 pub mod warning;
 mod words;
 

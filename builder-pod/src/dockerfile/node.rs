@@ -125,7 +125,7 @@ fn maybe_json(args: &Word, at: &Where<'_>) -> Result<Args, DockerfileError> {
     match words::parse_json(&args.text) {
         Json::Array(items) => Ok(Args::Json(items, args.offset)),
         Json::NotStrings => Err(at.error_at(ErrorKind::JsonNotStrings, Some(args.offset))),
-        Json::NotJson => Ok(Args::Raw(args.clone())),
+        Json::Text => Ok(Args::Raw(args.clone())),
     }
 }
 
@@ -133,7 +133,7 @@ fn maybe_json_list(args: &Word, at: &Where<'_>) -> Result<Args, DockerfileError>
     match words::parse_json(&args.text) {
         Json::Array(items) => Ok(Args::Json(items, args.offset)),
         Json::NotStrings => Err(at.error_at(ErrorKind::JsonNotStrings, Some(args.offset))),
-        Json::NotJson => Ok(non_empty(words::split_whitespace(args))),
+        Json::Text => Ok(non_empty(words::split_whitespace(args))),
     }
 }
 

@@ -130,10 +130,10 @@ fn validate_domain(domain: &str) -> Result<(), String> {
         Some((h, p)) if !h.ends_with(']') || domain.starts_with('[') => (h, Some(p)),
         _ => (domain, None),
     };
-    if let Some(p) = port {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) {
-            return Err("invalid reference format".to_owned());
-        }
+    if let Some(p) = port
+        && (p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("invalid reference format".to_owned());
     }
     let host_ok = if host.starts_with('[') {
         host.ends_with(']')

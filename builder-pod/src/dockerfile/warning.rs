@@ -107,18 +107,18 @@ impl LintConfig {
             .into_iter()
             .filter(|w| !(w.is_lint() && (self.skip_all || self.skip.iter().any(|s| s == w.rule))))
             .collect();
-        if self.error {
-            if let Some(w) = kept.iter().find(|w| w.is_lint()) {
-                let kind = ErrorKind::LintError {
-                    rule: w.rule.to_owned(),
-                    message: w.message.clone(),
-                };
-                let err = DockerfileError::new(file, kind);
-                return Err(match w.line {
-                    Some(line) => err.at(line, None),
-                    None => err,
-                });
-            }
+        if self.error
+            && let Some(w) = kept.iter().find(|w| w.is_lint())
+        {
+            let kind = ErrorKind::LintError {
+                rule: w.rule.to_owned(),
+                message: w.message.clone(),
+            };
+            let err = DockerfileError::new(file, kind);
+            return Err(match w.line {
+                Some(line) => err.at(line, None),
+                None => err,
+            });
         }
         Ok(kept)
     }

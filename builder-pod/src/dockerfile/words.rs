@@ -152,7 +152,7 @@ pub(crate) fn split_whitespace(args: &Word) -> Vec<Word> {
 /// Outcome of trying the JSON exec form.
 pub(crate) enum Json {
     /// Not a JSON array at all: use the shell / whitespace form.
-    NotJson,
+    Text,
     /// A JSON array of strings.
     Array(Vec<String>),
     /// A JSON array with a non-string element: an error in Docker.
@@ -163,10 +163,10 @@ pub(crate) enum Json {
 pub(crate) fn parse_json(args: &str) -> Json {
     let trimmed = args.trim_start_matches(is_go_space);
     if !trimmed.starts_with('[') {
-        return Json::NotJson;
+        return Json::Text;
     }
     match serde_json::from_str::<Vec<serde_json::Value>>(trimmed) {
-        Err(_) => Json::NotJson,
+        Err(_) => Json::Text,
         Ok(values) => {
             let mut out = Vec::with_capacity(values.len());
             for v in values {
@@ -297,8 +297,8 @@ mod tests {
     fn json_forms() {
         assert!(matches!(parse_json(r#" ["a", "b"] "#), Json::Array(v) if v == ["a", "b"]));
         assert!(matches!(parse_json(r#"["a", 1]"#), Json::NotStrings));
-        assert!(matches!(parse_json(r#"["a", "b"] c"#), Json::NotJson));
-        assert!(matches!(parse_json("echo [a]"), Json::NotJson));
+        assert!(matches!(parse_json(r#"["a", "b"] c"#), Json::Text));
+        assert!(matches!(parse_json("echo [a]"), Json::Text));
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod graph;
 mod render;
 mod steps;
 mod types;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -215,10 +215,9 @@ impl fmt::Display for Plan {
                 normalized,
                 reference,
             } = &stage.base
+                && normalized != reference
             {
-                if normalized != reference {
-                    write!(f, "  [{normalized}]")?;
-                }
+                write!(f, "  [{normalized}]")?;
             }
             writeln!(f)?;
             for i in &stage.instructions {

@@ -17,6 +17,7 @@ use super::graph::Graph;
 use super::types::{
     ArgValue, Base, Chmod, CopyFrom, Pair, PlannedInstruction, PlannedSource, PlannedStage, Step,
 };
+use super::values::{is_symbolic_mode, parse_port_spec};
 use super::{DEFAULT_PATH, Planner, StageEnv};
 use crate::dockerfile::ast::{Instruction, KeyValue, Node, Source};
 use crate::dockerfile::error::{DockerfileError, ErrorKind};
@@ -58,7 +59,7 @@ pub(crate) fn plan_stage(
     let mut instructions = Vec::with_capacity(stage.instructions.len() + triggers.len());
     for expression in triggers {
         let trigger = parse_trigger(&expression).map_err(|e| {
-            DockerfileError::new(&p.df.file_name, e.kind)
+            DockerfileError::new(&p.df.file_name, *e.kind)
                 .at(stage.from.start_line, None)
                 .with_text(expression.clone())
                 .with_hint("the error is in an ONBUILD trigger of the base")
@@ -338,10 +339,10 @@ fn plan_args(
                 None => p.meta.get(&name).cloned(),
             },
         };
-        if let Some(v) = &value {
-            if !NON_ENV_ARGS.contains(&name.as_str()) {
-                ctx.env.env.insert(name.clone(), v.clone());
-            }
+        if let Some(v) = &value
+            && !NON_ENV_ARGS.contains(&name.as_str())
+        {
+            ctx.env.env.insert(name.clone(), v.clone());
         }
         ctx.env.args.push((name.clone(), value.clone()));
         p.consumed.insert(name.clone());
@@ -405,10 +406,10 @@ fn plan_mount(
             node,
         )
     })?;
-    if let Some(from) = mount.from.as_deref().filter(|f| !f.is_empty()) {
-        if let CopyFrom::Stage { index } = ctx.graph.resolve_name_or_image(p, node, from)? {
-            check_backward(p, ctx, node, index, from)?;
-        }
+    if let Some(from) = mount.from.as_deref().filter(|f| !f.is_empty())
+        && let CopyFrom::Stage { index } = ctx.graph.resolve_name_or_image(p, node, from)?
+    {
+        check_backward(p, ctx, node, index, from)?;
     }
     Ok(mount)
 }
@@ -495,16 +496,6 @@ fn plan_chmod(
     Err(p.error(ErrorKind::InvalidChmod(value), node))
 }
 
-fn is_symbolic_mode(mode: &str) -> bool {
-    mode.split(',').all(|clause| {
-        let ops_start = clause.find(['+', '-', '=']).unwrap_or(clause.len());
-        let (who, rest) = clause.split_at(ops_start);
-        !rest.is_empty()
-            && who.chars().all(|c| "ugoa".contains(c))
-            && rest.chars().all(|c| "+-=rwxXstugo".contains(c))
-    })
-}
-
 fn plan_checksum(
     p: &mut Planner<'_>,
     ctx: &mut StageCtx<'_>,
@@ -569,67 +560,4 @@ fn plan_expose(
         }
     }
     Ok(out.into_iter().collect())
-}
-
-/// `[ip:][hostPort:]containerPort[-end][/proto]` → `port/proto` for each container port.
-pub(crate) fn parse_port_spec(spec: &str) -> std::result::Result<Vec<String>, String> {
-    let (rest, proto) = match spec.rsplit_once('/') {
-        Some((r, p)) => (r, p.to_ascii_lowercase()),
-        None => (spec, "tcp".to_owned()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
-    }
-    let container = rest.rsplit(':').next().unwrap_or(rest);
-    if container.is_empty() {
-        return Err(format!("no port specified: {spec}<empty>"));
-    }
-    let parse = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| format!("invalid containerPort: {container}"))
-    };
-    let (start, end) = match container.split_once('-') {
-        Some((a, b)) => (parse(a)?, parse(b)?),
-        None => {
-            let n = parse(container)?;
-            (n, n)
-        }
-    };
-    if end < start {
-        return Err(format!(
-            "invalid range specified for container port: {container}"
-        ));
-    }
-    Ok((start..=end)
-        .map(|port| format!("{port}/{proto}"))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_specs() {
-        assert_eq!(parse_port_spec("80").unwrap(), ["80/tcp"]);
-        assert_eq!(parse_port_spec("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(
-            parse_port_spec("8000-8002").unwrap(),
-            ["8000/tcp", "8001/tcp", "8002/tcp"]
-        );
-        assert_eq!(parse_port_spec("127.0.0.1:8080:80").unwrap(), ["80/tcp"]);
-        for bad in ["http", "80/icmp", "90-80", "70000", ""] {
-            assert!(parse_port_spec(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn symbolic_modes() {
-        for ok in ["u+x", "go-w", "a=rX,u+s", "+x"] {
-            assert!(is_symbolic_mode(ok), "{ok}");
-        }
-        for bad in ["u", "x+u+q", "777a", ""] {
-            assert!(!is_symbolic_mode(bad), "{bad}");
-        }
-    }
 }
