@@ -611,7 +611,9 @@ fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), String> {
         (Err(_), Err(e)) => return Err(e.to_string()),
     };
     let in_passwd = |uid: u32| {
-        passwd.lines().any(|l| l.split(':').nth(2).and_then(|u| u.trim().parse().ok()) == Some(uid))
+        passwd
+            .lines()
+            .any(|l| l.split(':').nth(2).and_then(|u| u.trim().parse().ok()) == Some(uid))
     };
     let gid = match grp {
         None if in_passwd(uid) => known.map_err(|e| e.to_string())?.gid,
