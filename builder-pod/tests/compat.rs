@@ -2,10 +2,10 @@
 //!
 //! Every case under tests/compat/cases is built from the same base image in a local registry by
 //! Buildah and by Stratum; the unpacked root filesystems and the configs must be equal, and both
-//! must show the facts Docker produces (written in each case file). Until the step executor
-//! lands, the Stratum comparison is ignored and `reference_builds_are_deterministic_and_docker_exact`
-//! proves the harness: two Buildah builds of each case agree, and they show Docker's facts
-//! wherever Buildah is not recorded to differ.
+//! must show the facts Docker produces (written in each case file).
+//! `reference_builds_are_deterministic_and_docker_exact` proves the harness itself: two Buildah
+//! builds of each case agree, and they show Docker's facts wherever Buildah is not recorded to
+//! differ.
 //!
 //! Run: `cargo test -p stratum-builder --test compat -- --nocapture` (as root; needs buildah,
 //! runc, umoci, skopeo, docker-registry, busybox-static, mmdebstrap: scripts/install-deps).
@@ -78,7 +78,6 @@ fn reference_builds_are_deterministic_and_docker_exact() {
 }
 
 #[test]
-#[ignore = "needs the step executor (issue 4)"]
 fn stratum_matches_the_reference_builder() {
     let suite = Suite::start("stratum").unwrap_or_else(|e| panic!("cannot set up the suite: {e}"));
     let results = suite.for_each_case(WORKERS, |case| {
