@@ -131,8 +131,12 @@ pub fn base_layout(base: Base) -> (PathBuf, &'static str) {
     }
 }
 
-/// Builds and pushes the base images the cases need (scripts/make-base-images).
+/// Builds and pushes the base images the cases need (scripts/make-base-images). The script
+/// rebuilds layouts in the shared cache, so the suite's tests (threads of one process) take
+/// turns; the script's own lock covers other processes.
 pub fn push_base_images(registry: &Registry, debian: bool) -> Result<(), String> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut command = Command::new("bash");
     command
         .arg(repo_root().join("scripts/make-base-images"))
