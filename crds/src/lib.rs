@@ -17,6 +17,7 @@
 
 pub mod cel;
 pub mod conditions;
+pub mod contract;
 
 pub mod crd;
 pub mod duration;
@@ -26,6 +27,7 @@ pub mod validate;
 
 pub use conditions::{condition_status, condition_type, reason};
 
+pub use contract::{BuildRequest, BuildResult, parse_termination_message};
 pub use crd::{crd, crd_yaml};
 pub use duration::GoDuration;
 pub use types::output::{BuildArg, Cache, Compression, ImageFormat, Output};
