@@ -25,3 +25,7 @@ pub fn crd_yaml() -> Result<String, RenderError> {
         "# Generated from crds/src by `{REGENERATE}`. Do not edit.\n---\n{body}"
     ))
 }
+
+#[cfg(test)]
+#[path = "crd_tests.rs"]
+mod tests;

@@ -15,6 +15,7 @@
 //!
 //! This crate does no I/O beyond [`BuildRequest::from_env`]; everything else is pure.
 
+pub mod apidoc;
 pub mod cel;
 pub mod conditions;
 pub mod contract;

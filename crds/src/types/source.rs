@@ -138,11 +138,13 @@ pub struct UrlSource {
     #[schemars(extend("x-kubernetes-validations" = [cel::CONTEXT_DIR_CONTAINED.json()]))]
     pub context_dir: Option<String>,
 
-    /// A Secret in this namespace with credentials for the object store: for `https://`, type
-    /// `kubernetes.io/basic-auth` or a `token` key (sent as a bearer token); for `s3://`, `gs://`
-    /// and `azblob://`, the provider's usual keys (e.g. `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`; `GOOGLE_APPLICATION_CREDENTIALS_JSON`; `AZURE_STORAGE_ACCOUNT`,
-    /// `AZURE_STORAGE_KEY`). Without it the builder uses anonymous access.
+    /// A Secret in this namespace with credentials for the object store. For `https://`: type
+    /// `kubernetes.io/basic-auth`, or a `token` key sent as a bearer token. For `s3://`:
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, optionally `AWS_SESSION_TOKEN`,
+    /// `AWS_REGION` and `AWS_ENDPOINT_URL` (for S3-compatible stores such as MinIO). For `gs://`:
+    /// `GOOGLE_SERVICE_ACCOUNT_KEY` (the service account JSON). For `azblob://`:
+    /// `AZURE_STORAGE_ACCOUNT_NAME` and `AZURE_STORAGE_ACCOUNT_KEY`. Without it the fetch is
+    /// anonymous.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<SecretReference>,
 

@@ -123,6 +123,6 @@ pub fn validate_status_update(
 }
 
 #[cfg(test)]
-mod schema_check;
+pub(crate) mod schema_check;
 #[cfg(test)]
 mod tests;

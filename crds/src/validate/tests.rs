@@ -217,6 +217,29 @@ const CASES: &[Case] = &[
         )],
     ),
     (
+        "poll interval at the minimum",
+        |b| git(b).poll_interval = Some(GoDuration::new("5s")),
+        &[],
+    ),
+    (
+        "poll interval just under the minimum",
+        |b| git(b).poll_interval = Some(GoDuration::new("4999ms")),
+        &[(
+            "spec.source.git.pollInterval",
+            rule(&cel::POLL_INTERVAL_MIN),
+        )],
+    ),
+    (
+        "shortest timeout",
+        |b| b.spec.timeout = GoDuration::new("1ns"),
+        &[],
+    ),
+    (
+        "name at the limit",
+        |b| b.metadata.name = Some("a".repeat(63)),
+        &[],
+    ),
+    (
         "poll interval in words",
         |b| git(b).poll_interval = Some(GoDuration::new("5 minutes")),
         &[
