@@ -14,6 +14,30 @@
 //! - [`duration`]: Go duration strings (`30m`, `1h30m`).
 //!
 //! This crate does no I/O beyond [`BuildRequest::from_env`]; everything else is pure.
+//!
+//! The builder's side of the contract, end to end:
+//!
+//! ```
+//! use stratum_crds::contract::{BuildFailure, FailureReason, RESULT_BUDGET};
+//! use stratum_crds::{BuildResult, parse_termination_message};
+//!
+//! // In the builder: after a RUN step failed, write this to /dev/termination-log.
+//! let result = BuildResult::failed(BuildFailure {
+//!     reason: FailureReason::StepFailed,
+//!     message: "The command '/bin/sh -c make' returned a non-zero code: 2".into(),
+//!     step: Some("RUN make".into()),
+//!     step_index: Some(3),
+//!     line: Some(7),
+//!     exit_code: Some(2),
+//! });
+//! let message = result.encode();
+//! assert!(message.len() <= RESULT_BUDGET);
+//!
+//! // In the operator: any cut or corrupted message is an error, never a partial result.
+//! assert_eq!(parse_termination_message(&message)?, result);
+//! assert!(parse_termination_message(&message[..message.len() - 1]).is_err());
+//! # Ok::<(), stratum_crds::contract::ResultError>(())
+//! ```
 
 pub mod apidoc;
 pub mod cel;

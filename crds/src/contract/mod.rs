@@ -24,8 +24,8 @@ pub use request::{
     BuildIdentity, BuildRequest, RequestCache, RequestError, RequestOutput, RequestSource,
 };
 pub use result::{
-    BuildFailure, BuildResult, BuiltSource, FailureReason, Outcome, PushedImage, StepTiming,
-    StepsOmitted,
+    BuildFailure, BuildResult, BuiltSource, FailureReason, INSTRUCTION_BUDGET, MESSAGE_BUDGET,
+    Outcome, PushedImage, StepTiming, StepsOmitted,
 };
 
 /// The version of [`BuildRequest`] this crate writes and reads.

@@ -1,4 +1,3 @@
-use super::result::{INSTRUCTION_BUDGET, MESSAGE_BUDGET};
 use super::*;
 use crate::types::status::Failure;
 
