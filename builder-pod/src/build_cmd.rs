@@ -244,7 +244,7 @@ fn write_outputs(
     Ok(())
 }
 
-fn push_all(
+pub(crate) fn push_all(
     store: &Store,
     client: &RegistryClient,
     outcome: &BuildOutcome,
@@ -365,7 +365,7 @@ fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
 
 /// SIGTERM or SIGINT cancels the build: the running step's process tree is killed, mounts go
 /// away, and the build stops with "the build was cancelled".
-fn watch_signals(cancel: CancelToken) {
+pub(crate) fn watch_signals(cancel: CancelToken) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);

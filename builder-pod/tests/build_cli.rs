@@ -420,3 +420,76 @@ fn a_tar_context_on_stdin_builds_like_a_directory() {
         "from a tar\n"
     );
 }
+
+/// Runs `stratum pod-build` with an inline-source request and returns the parsed result.
+fn pod_build(f: &Fixture, dockerfile: &str, tag: &str) -> (bool, stratum_crds::BuildResult) {
+    let request = serde_json::json!({
+        "v": 1,
+        "build": {"namespace": "default", "name": "demo", "generation": 1, "attempt": 1},
+        "source": {"inline": {"dockerfile": dockerfile.replace("{BASE}", &f.base())}},
+        "dockerfile": "Dockerfile",
+        "output": {
+            "image": format!("{}/pods/demo:{tag}", f.registry.host_port),
+            "additionalTags": ["latest"],
+            "insecure": true
+        },
+        "timeoutSeconds": 600
+    });
+    let log = f.dir.path().join(format!("termination-{tag}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("pod-build")
+        .arg("--cache-dir")
+        .arg(f.cache(tag))
+        .arg("--termination-log")
+        .arg(&log)
+        .env("STRATUM_BUILD_REQUEST", request.to_string())
+        .output()
+        .unwrap();
+    let message = std::fs::read_to_string(&log).expect("a result is always written");
+    let result = stratum_crds::parse_termination_message(&message).expect("a valid result");
+    (out.status.success(), result)
+}
+
+#[test]
+fn pod_build_pushes_and_reports_what_the_registry_holds() {
+    let f = Fixture::new();
+    let (ok, result) = pod_build(&f, "FROM {BASE}\nRUN echo built > /built\n", "v1");
+    assert!(ok);
+    let stratum_crds::contract::Outcome::Pushed(pushed) = &result.outcome else {
+        panic!("expected a pushed image, got {result:?}");
+    };
+    for tag in ["v1", "latest"] {
+        let raw = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/pods/demo:{tag}", f.registry.host_port),
+        ]);
+        assert_eq!(
+            Digest::of(&raw).to_string(),
+            pushed.manifest_digest,
+            "{tag}"
+        );
+    }
+    assert_eq!(result.steps.len(), 2, "FROM and RUN");
+}
+
+#[test]
+fn pod_build_reports_a_failing_run_with_its_line_and_exit_code() {
+    let f = Fixture::new();
+    let (ok, result) = pod_build(&f, "FROM {BASE}\n\nRUN exit 7\n", "fail");
+    assert!(!ok);
+    let stratum_crds::contract::Outcome::Failed(failure) = &result.outcome else {
+        panic!("expected a failure, got {result:?}");
+    };
+    assert_eq!(
+        failure.reason,
+        stratum_crds::contract::FailureReason::StepFailed
+    );
+    assert_eq!((failure.line, failure.exit_code), (Some(3), Some(7)));
+    assert!(
+        failure.message.contains("returned a non-zero code: 7"),
+        "{}",
+        failure.message
+    );
+}
