@@ -493,3 +493,160 @@ fn pod_build_reports_a_failing_run_with_its_line_and_exit_code() {
         failure.message
     );
 }
+
+/// Serves `dir` over HTTP on a loopback port (python3's http.server); killed on drop.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "-d",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("http.server did not start");
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_url_downloads_checks_the_checksum_and_never_extracts() {
+    let f = Fixture::new();
+    let served = f.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("notes.txt"), "remote notes\n").unwrap();
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&served)
+        .args(["-czf", "-", "notes.txt"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(served.join("bundle.tar.gz"), &tar).unwrap();
+    let server = FileServer::start(&served);
+    let sum = Digest::of(b"remote notes\n");
+    let url = format!("http://127.0.0.1:{}", server.port);
+
+    let dockerfile = format!(
+        "FROM {{BASE}}\nADD --checksum={sum} {url}/notes.txt /dl/\nADD {url}/bundle.tar.gz /dl/\n"
+    );
+    let ctx = f.context("add-url", &dockerfile, &[]);
+    let layout = f.dir.path().join("add-url-layout");
+    ok(&f.build(
+        &f.cache("add-url"),
+        &[
+            "-t",
+            "x/add:1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &ctx,
+    ));
+    let rootfs = unpack(&layout, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("dl/notes.txt")).unwrap(),
+        "remote notes\n"
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("dl/bundle.tar.gz")).unwrap(),
+        tar,
+        "a remote archive is copied as is, not extracted (moby #33849)"
+    );
+
+    let wrong = Digest::of(b"something else");
+    let bad = f.context(
+        "add-url-bad",
+        &format!("FROM {{BASE}}\nADD --checksum={wrong} {url}/notes.txt /dl/\n"),
+        &[],
+    );
+    let out = f.build(&f.cache("add-url-bad"), &[], &bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn onbuild_triggers_run_when_a_child_image_builds_from_it() {
+    let f = Fixture::new();
+    let parent_tag = format!("{}/onbuild/parent:1", f.registry.host_port);
+    let parent = f.context(
+        "onbuild-parent",
+        "FROM {BASE}\nONBUILD RUN echo triggered > /onbuild-ran\nONBUILD COPY marker.txt /marker.txt\n",
+        &[],
+    );
+    ok(&f.build(&f.cache("onbuild"), &["--push", "-t", &parent_tag], &parent));
+
+    let child = f.dir.path().join("onbuild-child");
+    std::fs::create_dir_all(&child).unwrap();
+    std::fs::write(
+        child.join("Dockerfile"),
+        format!("FROM {parent_tag}\nRUN cat /onbuild-ran\n"),
+    )
+    .unwrap();
+    std::fs::write(child.join("marker.txt"), "from the child's context\n").unwrap();
+    let layout = f.dir.path().join("onbuild-layout");
+    let out = f.build(
+        &f.cache("onbuild"),
+        &[
+            "-t",
+            "x/child:1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &child,
+    );
+    ok(&out);
+    let rootfs = unpack(&layout, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("onbuild-ran")).unwrap(),
+        "triggered\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("marker.txt")).unwrap(),
+        "from the child's context\n"
+    );
+    let config: Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}:1", layout.display()),
+    ]))
+    .unwrap();
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are consumed, not inherited: {}",
+        config["config"]
+    );
+}

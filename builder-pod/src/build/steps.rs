@@ -756,8 +756,11 @@ fn run_env(
         .collect()
 }
 
+/// The name a source has in the filesystem COPY reads: a URL's download is named after its last
+/// path segment (see `add_root`), a heredoc after its delimiter.
 fn source_name(source: &PlannedSource) -> String {
     match source {
+        PlannedSource::Path(p) if is_url(p) => url_file_name(p).unwrap_or_else(|| p.clone()),
         PlannedSource::Path(p) => p.clone(),
         PlannedSource::Heredoc { name, .. } => name.clone(),
     }
