@@ -507,7 +507,7 @@ impl FileServer {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args([
                 "-m",
                 "http.server",
@@ -527,6 +527,8 @@ impl FileServer {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("http.server did not start");
     }
 }
