@@ -4,4 +4,5 @@
 //! - [`names`]: deterministic pod names and labels.
 
 pub mod names;
+pub mod pod;
 pub mod reconcile;
