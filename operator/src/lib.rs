@@ -6,3 +6,4 @@
 pub mod names;
 pub mod pod;
 pub mod reconcile;
+pub mod result;
