@@ -7,3 +7,4 @@ pub mod names;
 pub mod pod;
 pub mod reconcile;
 pub mod result;
+pub mod status;
