@@ -38,7 +38,10 @@ fn failure(reason: &str) -> Failure {
     }
 }
 
-/// (phase, Ready reason, attempt, podName) after each action on a fresh generation-1 build.
+/// (phase, Ready reason, attempt, podName).
+type Summary<'a> = (Phase, &'a str, i32, Option<&'a str>);
+
+/// The summary after each action on a fresh generation-1 build.
 #[test]
 fn table() {
     let wait = |why| Action::Wait {
@@ -46,7 +49,7 @@ fn table() {
         requeue_after: None,
     };
     #[rustfmt::skip]
-    let rows: Vec<(Action, Option<(Phase, &str, i32, Option<&str>)>)> = vec![
+    let rows: Vec<(Action, Option<Summary>)> = vec![
         (Action::CreatePod { attempt: 1 }, Some((Phase::Pending, "Pending", 1, Some("app-1-1")))),
         (wait(Waiting::PodStarting { pod: "app-1-1".into() }), Some((Phase::Pending, "Pending", 1, None))),
         (wait(Waiting::PodRunning { pod: "app-1-1".into() }), Some((Phase::Building, "Building", 1, None))),
