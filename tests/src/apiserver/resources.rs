@@ -33,7 +33,7 @@ pub enum TableKind {
 }
 
 /// One servable (group, version, resource).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResourceType {
     pub group: String,
     pub version: String,

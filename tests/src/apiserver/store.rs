@@ -60,6 +60,9 @@ pub struct Event {
     pub type_: EventType,
     pub key: ObjectKey,
     pub object: Arc<Value>,
+    /// The state before a `Modified` change (lets selector-filtered watches turn a change that
+    /// leaves or enters the selection into DELETED / ADDED, as the watch cache does).
+    pub previous: Option<Arc<Value>>,
 }
 
 #[derive(Debug)]
@@ -146,13 +149,13 @@ impl State {
     pub fn put(&mut self, key: ObjectKey, mut obj: Value) -> Value {
         self.rv += 1;
         set_rv(&mut obj, self.rv);
-        let type_ = if self.objects.contains_key(&key) {
+        let previous = self.objects.insert(key.clone(), obj.clone());
+        let type_ = if previous.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.objects.insert(key.clone(), obj.clone());
-        self.emit(type_, key, obj.clone());
+        self.emit(type_, key, obj.clone(), previous);
         obj
     }
 
@@ -161,16 +164,17 @@ impl State {
         let mut obj = self.objects.remove(key)?;
         self.rv += 1;
         set_rv(&mut obj, self.rv);
-        self.emit(EventType::Deleted, key.clone(), obj.clone());
+        self.emit(EventType::Deleted, key.clone(), obj.clone(), None);
         Some(obj)
     }
 
-    fn emit(&mut self, type_: EventType, key: ObjectKey, obj: Value) {
+    fn emit(&mut self, type_: EventType, key: ObjectKey, obj: Value, previous: Option<Value>) {
         let ev = Arc::new(Event {
             rv: self.rv,
             type_,
             key,
             object: Arc::new(obj),
+            previous: previous.map(Arc::new),
         });
         self.history.push_back(ev.clone());
         while self.history.len() > self.window {
