@@ -18,6 +18,7 @@ use super::discovery;
 use super::error::ApiError;
 use super::faults::{Action, Verb};
 use super::logs::LogRequest;
+use super::openapi;
 use super::ops::{self, FieldValidation, PatchType, WriteOptions, key_for, to_served};
 use super::request::{Query, ResourcePath, Target, parse_path, verb};
 use super::resources::ResourceType;
@@ -86,6 +87,8 @@ async fn handle(server: ApiServer, req: Request) -> Result<Response, ApiError> {
         })),
         Target::Health => Ok((StatusCode::OK, "ok").into_response()),
         Target::OpenApi => Err(ApiError::not_found_path(&path)),
+        Target::OpenApiV3(None) => ok(openapi::index(&types)),
+        Target::OpenApiV3(Some((g, v))) => openapi::group_version(&types, &g, &v).map_or_else(|| Err(ApiError::not_found_path(&path)), ok),
         Target::CoreVersions => {
             let host = req
                 .headers()

@@ -18,6 +18,7 @@ pub mod handlers;
 pub mod kubeconfig;
 pub mod logs;
 pub mod meta;
+pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod request;

@@ -101,6 +101,15 @@ fn decode(
     body: Value,
     opts: &WriteOptions,
 ) -> Result<(Value, Vec<String>), ApiError> {
+    decode_with(rt, body, opts, true)
+}
+
+fn decode_with(
+    rt: &ResourceType,
+    body: Value,
+    opts: &WriteOptions,
+    defaults: bool,
+) -> Result<(Value, Vec<String>), ApiError> {
     if !body.is_object() {
         return Err(ApiError::bad_request(format!(
             "the body of the request was not a {} object",
@@ -132,7 +141,7 @@ fn decode(
     let (mut obj, unknown) = match &rt.schema {
         Some(schema) => {
             let mut obj = body;
-            let pruned = schema.normalize(&mut obj);
+            let pruned = if defaults { schema.normalize(&mut obj) } else { schema.prune(&mut obj) };
             (obj, pruned)
         }
         None => builtin::decode(rt, &body)?,
@@ -682,7 +691,7 @@ fn apply_patch(
         ));
     }
     // The applied configuration itself is decoded (unknown fields pruned or rejected).
-    let (mut applied, warnings) = match decode(rt, body.clone(), opts) {
+    let (mut applied, warnings) = match decode_with(rt, body.clone(), opts, false) {
         Ok(r) => r,
         // A partial built-in object may miss fields its struct requires; the merged result is
         // decoded again below, which reports real type errors.

@@ -19,6 +19,8 @@ pub enum Target {
     Groups,
     Group(String),
     GroupVersion(String, String),
+    /// `/openapi/v3` (None) or `/openapi/v3/<gv path>` (Some((group, version))).
+    OpenApiV3(Option<(String, String)>),
     OpenApi,
     Resource(ResourcePath),
 }
@@ -42,6 +44,9 @@ pub fn parse_path(path: &str) -> Option<Target> {
     let (group, version, rest): (&str, &str, &[&str]) = match parts.as_slice() {
         ["version"] => return Some(Target::Version),
         ["healthz" | "livez" | "readyz", ..] => return Some(Target::Health),
+        ["openapi", "v3"] => return Some(Target::OpenApiV3(None)),
+        ["openapi", "v3", "api", v] => return Some(Target::OpenApiV3(Some((String::new(), (*v).into())))),
+        ["openapi", "v3", "apis", g, v] => return Some(Target::OpenApiV3(Some(((*g).into(), (*v).into())))),
         ["openapi", ..] => return Some(Target::OpenApi),
         ["api"] => return Some(Target::CoreVersions),
         ["api", v] => return Some(Target::GroupVersion(String::new(), (*v).into())),

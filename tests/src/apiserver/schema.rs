@@ -70,6 +70,14 @@ impl Schema {
         pruned
     }
 
+    /// Pruning and null-dropping only: server-side apply computes the applier's field set from
+    /// the applied configuration before defaulting (defaulted fields belong to no manager).
+    pub fn prune(&self, obj: &mut Value) -> Vec<String> {
+        let mut pruned = Vec::new();
+        prune(&self.0, obj, "", true, &mut pruned);
+        pruned
+    }
+
     /// Validates a (normalized) object; root `metadata` is validated by the store, not here.
     pub fn validate(&self, obj: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
