@@ -3,3 +3,4 @@
 //! See docs/arch/kube-emulator.md for which Kubernetes behaviours the emulator implements.
 
 pub mod apiserver;
+pub mod fixtures;

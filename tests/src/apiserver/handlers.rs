@@ -88,7 +88,8 @@ async fn handle(server: ApiServer, req: Request) -> Result<Response, ApiError> {
         Target::Health => Ok((StatusCode::OK, "ok").into_response()),
         Target::OpenApi => Err(ApiError::not_found_path(&path)),
         Target::OpenApiV3(None) => ok(openapi::index(&types)),
-        Target::OpenApiV3(Some((g, v))) => openapi::group_version(&types, &g, &v).map_or_else(|| Err(ApiError::not_found_path(&path)), ok),
+        Target::OpenApiV3(Some((g, v))) => openapi::group_version(&types, &g, &v)
+            .map_or_else(|| Err(ApiError::not_found_path(&path)), ok),
         Target::CoreVersions => {
             let host = req
                 .headers()

@@ -16,7 +16,11 @@ use serde_json::{Map, Value, json};
 use super::resources::ResourceType;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// A stable content hash (FNV-1a) for the `?hash=` cache key clients use.
@@ -32,13 +36,19 @@ fn hash(v: &Value) -> String {
 /// `GET /openapi/v3`: the index of group-version documents.
 pub fn index(types: &[ResourceType]) -> Value {
     let mut paths = Map::new();
-    let mut gvs: Vec<(String, String)> = types.iter().map(|t| (t.group.clone(), t.version.clone())).collect();
+    let mut gvs: Vec<(String, String)> = types
+        .iter()
+        .map(|t| (t.group.clone(), t.version.clone()))
+        .collect();
     gvs.sort();
     gvs.dedup();
     for (g, v) in gvs {
         let doc = group_version(types, &g, &v).unwrap_or(Value::Null);
         let p = gv_path(&g, &v);
-        paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&doc))}));
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", hash(&doc))}),
+        );
     }
     json!({"paths": paths})
 }
@@ -47,13 +57,20 @@ pub fn index(types: &[ResourceType]) -> Value {
 fn schema_name(t: &ResourceType) -> String {
     let mut parts: Vec<&str> = t.group.split('.').collect();
     parts.reverse();
-    let prefix = if t.group.is_empty() { "io.k8s.api.core".to_owned() } else { parts.join(".") };
+    let prefix = if t.group.is_empty() {
+        "io.k8s.api.core".to_owned()
+    } else {
+        parts.join(".")
+    };
     format!("{prefix}.{}.{}", t.version, t.kind)
 }
 
 /// `GET /openapi/v3/<gv path>`.
 pub fn group_version(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let in_gv: Vec<&ResourceType> = types.iter().filter(|t| t.group == group && t.version == version).collect();
+    let in_gv: Vec<&ResourceType> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if in_gv.is_empty() {
         return None;
     }
@@ -83,7 +100,10 @@ pub fn group_version(types: &[ResourceType], group: &str, version: &str) -> Opti
             if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
                 props.insert("apiVersion".into(), json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
                 props.insert("kind".into(), json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
-                props.insert("metadata".into(), json!({"type": "object", "description": "Standard object's metadata."}));
+                props.insert(
+                    "metadata".into(),
+                    json!({"type": "object", "description": "Standard object's metadata."}),
+                );
             }
             s["x-kubernetes-group-version-kind"] = json!([gvk]);
             schemas.insert(schema_name(t), s);
@@ -105,7 +125,9 @@ mod tests {
     #[test]
     fn index_lists_every_group_version_with_a_hash() {
         let idx = index(&builtins());
-        let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap();
+        let url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
         assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
         assert!(idx["paths"]["api/v1"].is_object());
     }
@@ -113,9 +135,19 @@ mod tests {
     #[test]
     fn patch_operations_declare_field_validation() {
         let doc = group_version(&builtins(), "apps", "v1").unwrap();
-        let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        let patch =
+            &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         assert!(group_version(&builtins(), "nope", "v1").is_none());
     }
 }

@@ -141,7 +141,11 @@ fn decode_with(
     let (mut obj, unknown) = match &rt.schema {
         Some(schema) => {
             let mut obj = body;
-            let pruned = if defaults { schema.normalize(&mut obj) } else { schema.prune(&mut obj) };
+            let pruned = if defaults {
+                schema.normalize(&mut obj)
+            } else {
+                schema.prune(&mut obj)
+            };
             (obj, pruned)
         }
         None => builtin::decode(rt, &body)?,

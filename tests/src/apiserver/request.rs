@@ -45,8 +45,12 @@ pub fn parse_path(path: &str) -> Option<Target> {
         ["version"] => return Some(Target::Version),
         ["healthz" | "livez" | "readyz", ..] => return Some(Target::Health),
         ["openapi", "v3"] => return Some(Target::OpenApiV3(None)),
-        ["openapi", "v3", "api", v] => return Some(Target::OpenApiV3(Some((String::new(), (*v).into())))),
-        ["openapi", "v3", "apis", g, v] => return Some(Target::OpenApiV3(Some(((*g).into(), (*v).into())))),
+        ["openapi", "v3", "api", v] => {
+            return Some(Target::OpenApiV3(Some((String::new(), (*v).into()))));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return Some(Target::OpenApiV3(Some(((*g).into(), (*v).into()))));
+        }
         ["openapi", ..] => return Some(Target::OpenApi),
         ["api"] => return Some(Target::CoreVersions),
         ["api", v] => return Some(Target::GroupVersion(String::new(), (*v).into())),
