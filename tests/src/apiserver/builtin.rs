@@ -145,11 +145,7 @@ pub fn default_on_create(rt: &ResourceType, obj: &mut Value) {
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({"phase": "Active"});
         }
-        ("", "secrets") => {
-            if obj.get("type").is_none() {
-                obj["type"] = json!("Opaque");
-            }
-        }
+        ("", "secrets") if obj.get("type").is_none() => obj["type"] = json!("Opaque"),
         ("apps", "deployments") => {
             let spec = &mut obj["spec"];
             for (k, v) in [

@@ -40,7 +40,7 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     /// `details.name`, `details.group`, `details.kind` (the resource plural, as the apiserver does).
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     pub causes: Vec<Cause>,
     pub retry_after: Option<u32>,
 }
@@ -68,7 +68,11 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.details = Some((name.to_owned(), group.to_owned(), resource.to_owned()));
+        self.details = Some(Box::new((
+            name.to_owned(),
+            group.to_owned(),
+            resource.to_owned(),
+        )));
         self
     }
 
@@ -210,7 +214,8 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some((name, group, kind)) = &self.details {
+        if let Some(d) = &self.details {
+            let (name, group, kind) = d.as_ref();
             details.insert("name".into(), json!(name));
             if !group.is_empty() {
                 details.insert("group".into(), json!(group));

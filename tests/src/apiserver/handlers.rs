@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::faults::{Action, Verb};
 use super::logs::LogRequest;
 use super::openapi;
-use super::ops::{self, FieldValidation, PatchType, WriteOptions, key_for, to_served};
+use super::ops::{self, FieldValidation, ObjectAddr, PatchType, WriteOptions, key_for, to_served};
 use super::request::{Query, ResourcePath, Target, parse_path, verb};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
@@ -158,11 +158,7 @@ fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
-    let trimmed = bytes
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .next()
-        .copied();
+    let trimmed = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if ct.contains("yaml") && !matches!(trimmed, Some(b'{') | Some(b'[')) {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
@@ -243,7 +239,7 @@ async fn resource(
                 Some(inc) => table::table(
                     &rt,
                     &[served],
-                    json!({"resourceVersion": st.current_rv().to_string()}),
+                    &json!({"resourceVersion": st.current_rv().to_string()}),
                     inc,
                     true,
                 ),
@@ -277,7 +273,13 @@ async fn resource(
             let opts = write_options(&query, &headers)?;
             let obj = parse_body(&headers, &body)?;
             let mut st = server.inner.store.lock();
-            let r = ops::update(&server, &mut st, &rt, &ns, &name, &sub, obj, &opts)?;
+            let at = ObjectAddr {
+                rt: &rt,
+                ns: &ns,
+                name: &name,
+                subresource: &sub,
+            };
+            let r = ops::update(&server, &mut st, &at, obj, &opts)?;
             Ok(json_response(StatusCode::OK, &r.object, &r.warnings))
         }
         Verb::Patch => {
@@ -300,7 +302,13 @@ async fn resource(
             };
             let patch = parse_body(&headers, &body)?;
             let mut st = server.inner.store.lock();
-            let r = ops::patch(&server, &mut st, &rt, &ns, &name, &sub, kind, &patch, &opts)?;
+            let at = ObjectAddr {
+                rt: &rt,
+                ns: &ns,
+                name: &name,
+                subresource: &sub,
+            };
+            let r = ops::patch(&server, &mut st, &at, kind, &patch, &opts)?;
             let code = if r.created {
                 StatusCode::CREATED
             } else {
@@ -470,7 +478,7 @@ fn list(
     }
     let items: Vec<Value> = matched.into_iter().map(|(_, o)| o).collect();
     let out = match table_include {
-        Some(inc) => table::table(rt, &items, meta, inc, true),
+        Some(inc) => table::table(rt, &items, &meta, inc, true),
         None => {
             json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": meta, "items": items})
         }

@@ -13,11 +13,7 @@ pub fn render(addr: SocketAddr, token: Option<&str>) -> String {
         Some(t) => format!("    token: \"{t}\"\n"),
         None => "    {}\n".to_owned(),
     };
-    let user = if token.is_some() {
-        format!("  user:\n{user}")
-    } else {
-        format!("  user:\n{user}")
-    };
+    let user = format!("  user:\n{user}");
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n    server: http://{addr}\nusers:\n- name: {CONTEXT}\n{user}contexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: default\ncurrent-context: {CONTEXT}\n"
     )

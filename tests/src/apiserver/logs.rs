@@ -37,10 +37,13 @@ struct Buffer {
     tx: broadcast::Sender<Option<Bytes>>,
 }
 
+/// (namespace, pod, container).
+type ContainerKey = (String, String, String);
+
 /// In-memory container logs, keyed by (namespace, pod, container).
 #[derive(Debug, Default, Clone)]
 pub struct MemoryLogs {
-    buffers: Arc<Mutex<HashMap<(String, String, String), Buffer>>>,
+    buffers: Arc<Mutex<HashMap<ContainerKey, Buffer>>>,
 }
 
 impl MemoryLogs {

@@ -271,7 +271,6 @@ pub fn create(
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn create_with(
     server: &ApiServer,
     st: &mut State,
@@ -385,7 +384,18 @@ fn schema_json(rt: &ResourceType) -> Option<&Value> {
     rt.schema.as_ref().map(|s| &s.0)
 }
 
+/// The object a write addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectAddr<'a> {
+    pub rt: &'a ResourceType,
+    pub ns: &'a str,
+    pub name: &'a str,
+    /// `""` or `"status"`.
+    pub subresource: &'a str,
+}
+
 /// How managed fields are maintained for an update.
+#[derive(Clone, Copy)]
 enum Managed<'a> {
     /// Record changed fields under this manager (`operation: Update`).
     Update(&'a str),
@@ -397,41 +407,31 @@ enum Managed<'a> {
 pub fn update(
     server: &ApiServer,
     st: &mut State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-    subresource: &str,
+    at: &ObjectAddr<'_>,
     body: Value,
     opts: &WriteOptions,
 ) -> Result<WriteResult, ApiError> {
+    let rt = at.rt;
     let (obj, warnings) = decode(rt, body, opts)?;
-    let mut r = write_update(
-        server,
-        st,
-        rt,
-        ns,
-        name,
-        subresource,
-        obj,
-        opts,
-        Managed::Update(&opts.manager),
-    )?;
+    let mut r = write_update(server, st, at, obj, opts, Managed::Update(&opts.manager))?;
     r.warnings = warnings;
     Ok(r)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_update(
     server: &ApiServer,
     st: &mut State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-    subresource: &str,
+    at: &ObjectAddr<'_>,
     obj: Value,
     opts: &WriteOptions,
     managed: Managed<'_>,
 ) -> Result<WriteResult, ApiError> {
+    let ObjectAddr {
+        rt,
+        ns,
+        name,
+        subresource,
+    } = *at;
     let key = key_for(rt, ns, name);
     let old = st
         .get(&key)
@@ -624,22 +624,19 @@ fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
 }
 
 /// PATCH: merge, JSON, strategic merge patch or server-side apply.
-#[allow(clippy::too_many_arguments)]
 pub fn patch(
     server: &ApiServer,
     st: &mut State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-    subresource: &str,
+    at: &ObjectAddr<'_>,
     kind: PatchType,
     body: &Value,
     opts: &WriteOptions,
 ) -> Result<WriteResult, ApiError> {
+    let ObjectAddr { rt, ns, name, .. } = *at;
     let key = key_for(rt, ns, name);
     let current = st.get(&key).map(|o| to_served(rt, o));
     if kind == PatchType::Apply {
-        return apply_patch(server, st, rt, ns, name, subresource, current, body, opts);
+        return apply_patch(server, st, at, current, body, opts);
     }
     let mut obj = current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
     let failed = |e: patch::PatchError| ApiError::new(422, "Invalid", e.0);
@@ -660,10 +657,7 @@ pub fn patch(
     let mut r = write_update(
         server,
         st,
-        rt,
-        ns,
-        name,
-        subresource,
+        at,
         decoded,
         opts,
         Managed::Update(&opts.manager),
@@ -672,18 +666,20 @@ pub fn patch(
     Ok(r)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn apply_patch(
     server: &ApiServer,
     st: &mut State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-    subresource: &str,
+    at: &ObjectAddr<'_>,
     current: Option<Value>,
     body: &Value,
     opts: &WriteOptions,
 ) -> Result<WriteResult, ApiError> {
+    let ObjectAddr {
+        rt,
+        ns,
+        name,
+        subresource,
+    } = *at;
     if !opts.explicit_manager {
         return Err(ApiError::bad_request(
             "PATCH, application/apply-patch+yaml requires fieldManager to be set",
@@ -767,17 +763,7 @@ fn apply_patch(
             ..opts.clone()
         },
     )?;
-    let mut r = write_update(
-        server,
-        st,
-        rt,
-        ns,
-        name,
-        subresource,
-        decoded,
-        opts,
-        Managed::Applied,
-    )?;
+    let mut r = write_update(server, st, at, decoded, opts, Managed::Applied)?;
     r.warnings = warnings;
     Ok(r)
 }

@@ -341,7 +341,7 @@ fn merge_keyed_list(cur: &mut Vec<Value>, items: &[Value], key: &str) -> Result<
 }
 
 /// `$setElementOrder`: listed elements first in the given order, the rest after in their order.
-fn reorder(list: &mut Vec<Value>, wanted: &[Value], key: Option<&str>) {
+fn reorder(list: &mut [Value], wanted: &[Value], key: Option<&str>) {
     let ident = |v: &Value| -> Value {
         match key {
             Some(k) if !k.is_empty() => v.get(k).cloned().unwrap_or(Value::Null),

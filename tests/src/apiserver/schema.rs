@@ -210,7 +210,7 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn invalid(causes: &mut Vec<Cause>, path: &str, v: &Value, detail: String) {
+fn invalid(causes: &mut Vec<Cause>, path: &str, v: &Value, detail: &str) {
     causes.push(Cause::new(
         "FieldValueInvalid",
         path,
@@ -280,7 +280,7 @@ fn validate(s: &Value, v: &Value, path: &str, is_root: bool, causes: &mut Vec<Ca
                     causes,
                     path,
                     v,
-                    format!("{path} in body must validate {key}"),
+                    &format!("{path} in body must validate {key}"),
                 );
             }
         }
@@ -293,7 +293,7 @@ fn validate(s: &Value, v: &Value, path: &str, is_root: bool, causes: &mut Vec<Ca
                 causes,
                 path,
                 v,
-                format!("{path} in body must not validate the schema (not)"),
+                &format!("{path} in body must not validate the schema (not)"),
             );
         }
     }
@@ -337,7 +337,7 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes,
                 path,
                 v,
-                format!("{path} in body should be at least {min} chars long"),
+                &format!("{path} in body should be at least {min} chars long"),
             );
         }
         if let Some(p) = s.get("pattern").and_then(Value::as_str) {
@@ -346,14 +346,14 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                     causes,
                     path,
                     v,
-                    format!("{path} in body should match '{p}'"),
+                    &format!("{path} in body should match '{p}'"),
                 ),
                 Ok(_) => {}
                 Err(e) => invalid(
                     causes,
                     path,
                     v,
-                    format!("schema pattern '{p}' does not compile: {e}"),
+                    &format!("schema pattern '{p}' does not compile: {e}"),
                 ),
             }
         }
@@ -364,7 +364,7 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes,
                 path,
                 v,
-                format!("{path} in body must be of type date-time: {}", show(v)),
+                &format!("{path} in body must be of type date-time: {}", show(v)),
             );
         }
     }
@@ -383,7 +383,7 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes,
                 path,
                 v,
-                format!("{path} in body should be {rel} {min}"),
+                &format!("{path} in body should be {rel} {min}"),
             );
         }
         if let Some(max) = s.get("maximum").and_then(Value::as_f64)
@@ -398,7 +398,7 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes,
                 path,
                 v,
-                format!("{path} in body should be {rel} {max}"),
+                &format!("{path} in body should be {rel} {max}"),
             );
         }
         let fmt = s.get("format").and_then(Value::as_str);
@@ -407,7 +407,7 @@ fn validate_scalar(s: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
                 causes,
                 path,
                 v,
-                format!("{path} in body must be of type int32"),
+                &format!("{path} in body must be of type int32"),
             );
         }
     }
@@ -462,10 +462,7 @@ fn validate_object(
     }
     if embedded(s) {
         for k in ["apiVersion", "kind"] {
-            if !map
-                .get(k)
-                .is_some_and(|v| v.as_str().is_some_and(|x| !x.is_empty()))
-            {
+            if map.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
                 causes.push(Cause::new(
                     "FieldValueRequired",
                     &join(path, k),

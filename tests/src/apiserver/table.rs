@@ -216,7 +216,7 @@ pub fn row(rt: &ResourceType, obj: &Value, include_object: &str) -> Value {
 pub fn table(
     rt: &ResourceType,
     objs: &[Value],
-    list_meta: Value,
+    list_meta: &Value,
     include_object: &str,
     headers: bool,
 ) -> Value {

@@ -50,14 +50,14 @@ impl WatchRequest {
     }
 }
 
-fn line(type_: &str, object: Value) -> Bytes {
+fn line(type_: &str, object: &Value) -> Bytes {
     let mut v = serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
 }
 
 fn expired_line(message: String) -> Bytes {
-    line("ERROR", ApiError::expired(message).status())
+    line("ERROR", &ApiError::expired(message).status())
 }
 
 fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Value {
@@ -110,11 +110,11 @@ impl Encoder {
     fn encode(&mut self, type_: &str, obj: Value) -> Bytes {
         match &self.table {
             Some(include) if type_ != "BOOKMARK" && type_ != "ERROR" => {
-                let t = table::table(&self.rt, &[obj], json!({}), include, !self.headers_sent);
+                let t = table::table(&self.rt, &[obj], &json!({}), include, !self.headers_sent);
                 self.headers_sent = true;
-                line(type_, t)
+                line(type_, &t)
             }
-            _ => line(type_, obj),
+            _ => line(type_, &obj),
         }
     }
 }
@@ -166,7 +166,7 @@ pub fn start(server: &ApiServer, req: WatchRequest) -> Result<mpsc::Receiver<Byt
                 }
             }
             if req.send_initial_events == Some(true) {
-                initial.push(line("BOOKMARK", bookmark(&req.rt, st.current_rv(), true)));
+                initial.push(line("BOOKMARK", &bookmark(&req.rt, st.current_rv(), true)));
             }
             (Some(st.subscribe()), st.current_rv())
         } else {
@@ -209,7 +209,7 @@ pub fn start(server: &ApiServer, req: WatchRequest) -> Result<mpsc::Receiver<Byt
                 _ = &mut deadline => return,
                 _ = tx.closed() => return,
                 _ = ticker.tick(), if req.bookmarks => {
-                    if tx.send(line("BOOKMARK", bookmark(&req.rt, progress, false))).await.is_err() {
+                    if tx.send(line("BOOKMARK", &bookmark(&req.rt, progress, false))).await.is_err() {
                         return;
                     }
                 }
@@ -263,7 +263,7 @@ mod tests {
         }
     }
 
-    fn ev(type_: EventType, ns: &str, labels: Value, previous: Option<Value>) -> Event {
+    fn ev(type_: EventType, ns: &str, labels: &Value, previous: Option<Value>) -> Event {
         Event {
             rv: 5,
             type_,
@@ -278,11 +278,11 @@ mod tests {
         let r = req("app=x");
         let t = |e: &Event| translate(&r, e).map(|(t, _)| t);
         assert_eq!(
-            t(&ev(EventType::Added, "a", json!({"app": "x"}), None)),
+            t(&ev(EventType::Added, "a", &json!({"app": "x"}), None)),
             Some(EventType::Added)
         );
         assert_eq!(
-            t(&ev(EventType::Added, "b", json!({"app": "x"}), None)),
+            t(&ev(EventType::Added, "b", &json!({"app": "x"}), None)),
             None,
             "other namespace"
         );
@@ -290,7 +290,7 @@ mod tests {
             t(&ev(
                 EventType::Modified,
                 "a",
-                json!({"app": "x"}),
+                &json!({"app": "x"}),
                 Some(json!({}))
             )),
             Some(EventType::Added)
@@ -299,13 +299,13 @@ mod tests {
             t(&ev(
                 EventType::Modified,
                 "a",
-                json!({}),
+                &json!({}),
                 Some(json!({"app": "x"}))
             )),
             Some(EventType::Deleted)
         );
         assert_eq!(
-            t(&ev(EventType::Modified, "a", json!({}), Some(json!({})))),
+            t(&ev(EventType::Modified, "a", &json!({}), Some(json!({})))),
             None
         );
     }
