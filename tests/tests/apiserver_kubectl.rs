@@ -564,3 +564,65 @@ async fn crd_created_by_kube_rs_appears_in_kubectl_discovery() {
             .contains("widgets")
     );
 }
+
+/// kubectl's generator commands send protobuf bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_commands_send_protobuf_that_the_emulator_decodes() {
+    let c = Cluster::start(Config::default()).await;
+    c.ok(&["create", "namespace", "gen"]).await;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=user=admin",
+    ])
+    .await;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "configmap",
+        "cm",
+        "--from-literal=a=b",
+    ])
+    .await;
+    c.ok(&[
+        "-n",
+        "gen",
+        "create",
+        "deployment",
+        "d",
+        "--image=busybox:1",
+        "--replicas=0",
+    ])
+    .await;
+    c.ok(&["-n", "gen", "create", "serviceaccount", "robot"])
+        .await;
+    assert_eq!(
+        c.ok(&[
+            "-n",
+            "gen",
+            "get",
+            "secret",
+            "s",
+            "-o",
+            "jsonpath={.data.user} {.type}"
+        ])
+        .await,
+        "YWRtaW4= Opaque"
+    );
+    assert_eq!(
+        c.ok(&["-n", "gen", "get", "cm", "cm", "-o", "jsonpath={.data.a}"])
+            .await,
+        "b"
+    );
+    let d = c.ok(&["-n", "gen", "get", "deployment", "d", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.generation}"]).await;
+    assert_eq!(
+        d, "0 busybox:1 1",
+        "replicas: 0 is a pointer field and survives decoding"
+    );
+    assert!(c.ok(&["-n", "gen", "get", "sa"]).await.contains("robot"));
+}

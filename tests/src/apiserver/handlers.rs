@@ -20,6 +20,7 @@ use super::faults::{Action, Verb};
 use super::logs::LogRequest;
 use super::openapi;
 use super::ops::{self, FieldValidation, ObjectAddr, PatchType, WriteOptions, key_for, to_served};
+use super::protobuf;
 use super::request::{Query, ResourcePath, Target, parse_path, verb};
 use super::resources::ResourceType;
 use super::selector::{FieldSelector, LabelSelector};
@@ -152,7 +153,16 @@ fn parse_body(headers: &HeaderMap, bytes: &Bytes) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    if ct.contains("protobuf") {
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(bytes).map_err(|e| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("{e}; send the object as JSON (kubectl apply -f / create -f)"),
+            )
+        });
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::unsupported_media_type(ct));
     }
     if bytes.is_empty() {

@@ -21,6 +21,7 @@ pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod request;
 pub mod resources;
 pub mod schema;
