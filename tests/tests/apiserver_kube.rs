@@ -675,3 +675,65 @@ async fn crd_deletion_removes_custom_resources_and_unserves_them() {
         Some(404)
     );
 }
+
+/// kube-lease-manager style leader election: server-side apply on a Lease with one field
+/// manager per candidate; the holder is whoever applied last with `force`.
+#[tokio::test]
+async fn lease_server_side_apply_between_candidates() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let server = ApiServer::new(Config::default());
+    let leases: Api<Lease> = Api::namespaced(server.client(), "default");
+    let lease = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": "2025-01-01T00:00:00.000000Z"}})
+    };
+    let a = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("candidate-a"),
+            &Patch::Apply(lease("a")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.spec.unwrap().holder_identity.as_deref(), Some("a"));
+    let err = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("candidate-b"),
+            &Patch::Apply(lease("b")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), Some(409), "b does not own holderIdentity");
+    let b = leases
+        .patch(
+            "leader",
+            &PatchParams::apply("candidate-b").force(),
+            &Patch::Apply(lease("b")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    // Optimistic GET + PUT (client-go's algorithm) also races correctly.
+    let current = leases.get("leader").await.unwrap();
+    let mut stale = current.clone();
+    leases
+        .replace("leader", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    stale.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    stale.spec.as_mut().unwrap().lease_duration_seconds = Some(30);
+    let ok = leases
+        .replace("leader", &PostParams::default(), &stale)
+        .await;
+    assert!(
+        ok.is_ok(),
+        "a no-op PUT does not change the resourceVersion, so this one still applies"
+    );
+    stale.spec.as_mut().unwrap().lease_duration_seconds = Some(45);
+    let err = leases
+        .replace("leader", &PostParams::default(), &stale)
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), Some(409));
+}

@@ -496,6 +496,23 @@ async fn describe_shows_events_from_the_kube_rs_recorder_and_logs_are_served() {
         "{out}"
     );
 
+    let table = c.ok(&["get", "events"]).await;
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{table}"
+    );
+    assert!(
+        table.contains("Normal") && table.contains("pod/p") && table.contains("build began"),
+        "{table}"
+    );
+
     logs.append("default", "p", "c", b"hello\nworld\n");
     assert_eq!(c.ok(&["logs", "p"]).await, "hello\nworld\n");
     assert_eq!(c.ok(&["logs", "p", "--tail=1"]).await, "world\n");

@@ -30,6 +30,8 @@ pub enum TableKind {
     Pod,
     /// NAME STATUS AGE.
     Namespace,
+    /// LAST SEEN TYPE REASON OBJECT MESSAGE (core/v1 events, as `kubectl get events`).
+    Event,
 }
 
 /// One servable (group, version, resource).
@@ -122,6 +124,11 @@ impl ResourceType {
         self
     }
 
+    fn table(mut self, t: TableKind) -> Self {
+        self.table = t;
+        self
+    }
+
     fn categories(mut self, c: &[&str]) -> Self {
         self.categories = c.iter().map(|s| s.to_string()).collect();
         self
@@ -194,6 +201,7 @@ pub fn builtins() -> Vec<ResourceType> {
             .with_status(),
         ResourceType::builtin("", "v1", "events", "Event", true)
             .short(&["ev"])
+            .table(TableKind::Event)
             .fields(&[
                 "involvedObject.kind",
                 "involvedObject.namespace",

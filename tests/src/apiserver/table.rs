@@ -71,6 +71,25 @@ pub fn column_definitions(rt: &ResourceType) -> Vec<Value> {
                 1,
             ),
         ],
+        TableKind::Event => vec![
+            col("Last Seen", "string", "", "Time of the last occurrence.", 0),
+            col(
+                "Type",
+                "string",
+                "",
+                "Type of this event (Normal, Warning).",
+                0,
+            ),
+            col("Reason", "string", "", "Why the action was taken.", 0),
+            col("Object", "string", "", "The object this event is about.", 0),
+            col(
+                "Message",
+                "string",
+                "",
+                "A human-readable description of the status of this operation.",
+                0,
+            ),
+        ],
         TableKind::Namespace => vec![
             name_col(),
             col("Status", "string", "", "The status of the namespace", 0),
@@ -186,10 +205,34 @@ fn pod_cells(pod: &Value) -> Vec<Value> {
     ]
 }
 
+fn event_cells(ev: &Value) -> Vec<Value> {
+    let last = ev["series"]["lastObservedTime"]
+        .as_str()
+        .or(ev["lastTimestamp"].as_str())
+        .or(ev["eventTime"].as_str())
+        .or(ev["metadata"]["creationTimestamp"].as_str());
+    let involved = &ev["involvedObject"];
+    vec![
+        json!(
+            last.map(meta::human_age)
+                .unwrap_or_else(|| "<unknown>".into())
+        ),
+        ev["type"].clone(),
+        ev["reason"].clone(),
+        json!(format!(
+            "{}/{}",
+            involved["kind"].as_str().unwrap_or_default().to_lowercase(),
+            involved["name"].as_str().unwrap_or_default()
+        )),
+        json!(ev["message"].as_str().unwrap_or_default()),
+    ]
+}
+
 /// One table row for an object.
 pub fn row(rt: &ResourceType, obj: &Value, include_object: &str) -> Value {
     let cells: Vec<Value> = match rt.table {
         TableKind::Pod => pod_cells(obj),
+        TableKind::Event => event_cells(obj),
         TableKind::Namespace => vec![
             obj["metadata"]["name"].clone(),
             json!(obj["status"]["phase"].as_str().unwrap_or("Active")),
