@@ -102,6 +102,46 @@ async fn invalid_custom_resources_are_422_with_causes() {
 }
 
 #[tokio::test]
+async fn cel_validation_rules_are_enforced() {
+    let (_server, client) = setup().await;
+    let api = widgets(&client);
+    let mut w = widget("w", 1);
+    w.data["spec"]["source"] =
+        json!({"git": "https://example.com/r.git", "url": "https://example.com/x.tgz"});
+    let err = api.create(&PostParams::default(), &w).await.unwrap_err();
+    let Error::Api(status) = err else {
+        panic!("expected an API error")
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status
+            .message
+            .contains("exactly one of git or url must be set"),
+        "{}",
+        status.message
+    );
+    w.data["spec"]["source"] = json!({"git": "https://example.com/r.git"});
+    w.data["spec"]["serial"] = json!("s1");
+    api.create(&PostParams::default(), &w).await.unwrap();
+    let err = api
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"serial": "s2"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_code(&err), Some(422), "transition rule self == oldSelf");
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 2}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn already_exists_not_found_and_generate_name() {
     let (_server, client) = setup().await;
     let api = widgets(&client);

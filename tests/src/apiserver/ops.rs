@@ -188,7 +188,13 @@ fn validate(
     ));
     causes.extend(meta::validate_labels(obj));
     match &rt.schema {
-        Some(schema) => causes.extend(schema.validate(obj)),
+        Some(schema) => {
+            let structural = schema.validate(obj);
+            if structural.is_empty() {
+                causes.extend(schema.validate_cel(obj, old));
+            }
+            causes.extend(structural);
+        }
         None => causes.extend(builtin::validate(rt, obj, old)),
     }
     if rt.group == "apiextensions.k8s.io" {

@@ -13,7 +13,9 @@
 //! `allOf`/`anyOf`/`oneOf`/`not` (validation only, as structural schemas allow),
 //! `x-kubernetes-preserve-unknown-fields`, `x-kubernetes-int-or-string`,
 //! `x-kubernetes-embedded-resource`, `x-kubernetes-list-type`/`-list-map-keys` (uniqueness of set
-//! and map lists). Not evaluated: `x-kubernetes-validations` (CEL) — see docs/arch/kube-emulator.md.
+//! and map lists), and `x-kubernetes-validations` CEL rules ("Validation rules" in the CRD docs;
+//! `self`, `oldSelf` transition rules, `message`, the Kubernetes CEL libraries) through kube-cel —
+//! evaluated only when the structural validation passed.
 
 use serde_json::{Map, Value};
 
@@ -78,12 +80,44 @@ impl Schema {
         pruned
     }
 
+    /// Evaluates the `x-kubernetes-validations` rules; `old` is the stored object on updates
+    /// (transition rules using `oldSelf` run only then, as in the apiserver).
+    pub fn validate_cel(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        match kube_cel::validate(&self.0, obj, old) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .into_vec()
+                .into_iter()
+                .map(|e| {
+                    let at = obj_at(obj, &e.field_path);
+                    let shown = match at {
+                        Some(Value::Object(_)) | None => "\"object\"".to_owned(),
+                        Some(Value::Array(_)) => "\"array\"".to_owned(),
+                        Some(v) => show(v),
+                    };
+                    Cause::new(
+                        e.reason.as_deref().unwrap_or("FieldValueInvalid"),
+                        &e.field_path,
+                        format!("Invalid value: {shown}: {}", e.message),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     /// Validates a (normalized) object; root `metadata` is validated by the store, not here.
     pub fn validate(&self, obj: &Value) -> Vec<Cause> {
         let mut causes = Vec::new();
         validate(&self.0, obj, "", true, &mut causes);
         causes
     }
+}
+
+/// The value at a dotted path (`spec.source`), for error messages.
+fn obj_at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(obj, |cur, p| cur.get(p))
 }
 
 fn join(path: &str, field: &str) -> String {

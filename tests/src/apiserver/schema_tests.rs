@@ -183,3 +183,46 @@ fn one_of_and_any_of() {
     assert_eq!(s.validate(&json!({"v": {"a": "x", "b": "y"}})).len(), 1);
     assert_eq!(s.validate(&json!({"v": {}})).len(), 1);
 }
+
+#[test]
+fn cel_rules_and_transition_rules() {
+    let s = Schema(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "source": {"type": "object", "properties": {"git": {"type": "string"}, "url": {"type": "string"}},
+                "x-kubernetes-validations": [{"rule": "[has(self.git), has(self.url)].filter(x, x).size() == 1", "message": "exactly one source"}]},
+            "serial": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "serial is immutable"}]}
+        }}}}),
+    );
+    let obj = |spec: serde_json::Value| json!({"spec": spec});
+    assert!(
+        s.validate_cel(&obj(json!({"source": {"git": "g"}})), None)
+            .is_empty()
+    );
+    let both = s.validate_cel(&obj(json!({"source": {"git": "g", "url": "u"}})), None);
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0].field, "spec.source");
+    assert!(
+        both[0].message.contains("exactly one source"),
+        "{}",
+        both[0].message
+    );
+    assert_eq!(s.validate_cel(&obj(json!({"source": {}})), None).len(), 1);
+    // Transition rules only run on updates.
+    assert!(
+        s.validate_cel(&obj(json!({"serial": "a"})), None)
+            .is_empty()
+    );
+    assert!(
+        s.validate_cel(
+            &obj(json!({"serial": "a"})),
+            Some(&obj(json!({"serial": "a"})))
+        )
+        .is_empty()
+    );
+    let changed = s.validate_cel(
+        &obj(json!({"serial": "b"})),
+        Some(&obj(json!({"serial": "a"}))),
+    );
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0].message.contains("serial is immutable"));
+}
