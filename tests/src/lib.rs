@@ -4,3 +4,4 @@
 
 pub mod apiserver;
 pub mod fixtures;
+pub mod kubelet;

@@ -189,7 +189,7 @@ fn lookup(server: &ApiServer, rp: &ResourcePath) -> Result<ResourceType, ApiErro
     match rp.subresource.as_deref() {
         None => {}
         Some("status") if rt.status_subresource => {}
-        Some("log") if rt.group.is_empty() && rt.plural == "pods" => {}
+        Some("log" | "binding") if rt.group.is_empty() && rt.plural == "pods" => {}
         Some(_) => return Err(ApiError::not_found_path("")),
     }
     Ok(rt)
@@ -272,6 +272,20 @@ async fn resource(
             table_include,
             path,
         ),
+        Verb::Create if sub == "binding" => {
+            let binding = parse_body(&headers, &body)?;
+            let mut st = server.inner.store.lock();
+            ops::bind(&server, &mut st, &rt, &ns, &name, &binding)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                &[],
+            ))
+        }
+        Verb::Create if !sub.is_empty() => Err(ApiError::method_not_allowed(format!(
+            "POST is not supported on {}/{sub}",
+            rt.plural
+        ))),
         Verb::Create => {
             let opts = write_options(&query, &headers)?;
             let obj = parse_body(&headers, &body)?;

@@ -99,6 +99,8 @@ pub fn verb(method: &http::Method, rp: &ResourcePath, query: &Query) -> Result<V
         (&Method::GET, true) => Verb::Get,
         (&Method::GET, false) => Verb::List,
         (&Method::POST, false) => Verb::Create,
+        // POST to a named object's subresource (pods/binding).
+        (&Method::POST, true) if rp.subresource.is_some() => Verb::Create,
         (&Method::PUT, true) => Verb::Update,
         (&Method::PATCH, true) => Verb::Patch,
         (&Method::DELETE, true) => Verb::Delete,
