@@ -49,7 +49,6 @@ pub struct Ctx {
     pub client: kube::Client,
     pub logs: MemoryLogs,
     pub config: KubeletConfig,
-    pub mountpoints: runtime::Mountpoints,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -140,7 +139,6 @@ impl Kubelet {
             client,
             logs,
             config,
-            mountpoints: runtime::Mountpoints::default(),
         });
         let pods: Arc<Mutex<HashMap<String, PodHandleRef>>> = Arc::default();
         let tasks = vec![

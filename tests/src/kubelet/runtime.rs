@@ -8,12 +8,11 @@
 //! main process. No `unsafe` is needed: util-linux does the namespace work.
 //!
 //! Mount points that do not exist on the host (e.g. `/workspace`, `/dev/termination-log`) are
-//! created before the start and removed when the last container using them ends
-//! ([`Mountpoints`]): unlinking a mount point in use in another namespace would detach it there.
+//! created on the host before the start and left there ([`ensure_mountpoint`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -57,52 +56,29 @@ pub fn mount_script(mounts: &[Mount], working_dir: Option<&str>) -> String {
     script
 }
 
-/// Reference-counted host mount points the kubelet created.
-#[derive(Debug, Default)]
-pub struct Mountpoints {
-    refs: Mutex<HashMap<PathBuf, (usize, Vec<PathBuf>)>>,
-}
-
-impl Mountpoints {
-    /// Ensures `target` exists (a file if `file`, else a directory); returns what to release.
-    pub fn acquire(&self, target: &Path, file: bool) -> std::io::Result<PathBuf> {
-        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = refs.get_mut(target) {
-            entry.0 += 1;
-            return Ok(target.to_path_buf());
-        }
-        let mut created = Vec::new();
-        let mut missing: Vec<&Path> = target.ancestors().take_while(|a| !a.exists()).collect();
-        missing.reverse();
-        for (i, p) in missing.iter().enumerate() {
-            if file && i + 1 == missing.len() {
-                std::fs::write(p, b"")?;
-            } else {
-                std::fs::create_dir(p)?;
-            }
-            created.push(p.to_path_buf());
-        }
-        refs.insert(target.to_path_buf(), (1, created));
-        Ok(target.to_path_buf())
+/// Creates a missing mount point on the host (a file if `file`, else a directory, with missing
+/// parents). Mount points are left in place afterwards: unlinking a mount point that another
+/// pod's namespace still uses would detach that mount there (Linux >= 3.18), so the empty
+/// files/directories stay (e.g. `/dev/termination-log`, `/workspace`).
+pub fn ensure_mountpoint(target: &Path, file: bool) -> std::io::Result<()> {
+    if target.exists() {
+        return Ok(());
     }
-
-    /// Drops one use; the last one removes what `acquire` created (deepest first, only if empty).
-    pub fn release(&self, target: &Path) {
-        let mut refs = self.refs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entry) = refs.get_mut(target) else {
-            return;
-        };
-        entry.0 -= 1;
-        if entry.0 == 0 {
-            let (_, created) = refs.remove(target).unwrap_or_default();
-            for p in created.iter().rev() {
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir(p)
-                } else {
-                    std::fs::remove_file(p)
-                };
-            }
-        }
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let made = if file {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)
+            .map(drop)
+    } else {
+        std::fs::create_dir(target)
+    };
+    match made {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
     }
 }
 
@@ -219,13 +195,20 @@ impl Running {
     }
 }
 
-/// Sends `sig` to the container's process group.
+/// Stops a container the way runtimes do: SIGTERM goes to the container's main process only
+/// (PID 1 in a real container), SIGKILL to every process of the container (its process group,
+/// standing in for the cgroup kill).
 pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
-    if let Ok(p) = i32::try_from(pid)
-        && p > 0
-    {
-        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), sig);
+    let Ok(p) = i32::try_from(pid) else { return };
+    if p <= 0 {
+        return;
     }
+    let pid = nix::unistd::Pid::from_raw(p);
+    let _ = if sig == nix::sys::signal::Signal::SIGKILL {
+        nix::sys::signal::killpg(pid, sig)
+    } else {
+        nix::sys::signal::kill(pid, sig)
+    };
 }
 
 #[cfg(test)]
@@ -254,17 +237,14 @@ mod tests {
     }
 
     #[test]
-    fn mountpoints_are_refcounted_and_cleaned() {
+    fn mountpoints_are_created_once() {
         let dir = tempfile::tempdir().unwrap();
-        let mp = Mountpoints::default();
         let target = dir.path().join("a/b/file");
-        mp.acquire(&target, true).unwrap();
-        mp.acquire(&target, true).unwrap();
+        ensure_mountpoint(&target, true).unwrap();
+        ensure_mountpoint(&target, true).unwrap();
         assert!(target.is_file());
-        mp.release(&target);
-        assert!(target.exists(), "still in use");
-        mp.release(&target);
-        assert!(!dir.path().join("a").exists(), "created ancestors removed");
+        ensure_mountpoint(&dir.path().join("d/e"), false).unwrap();
+        assert!(dir.path().join("d/e").is_dir());
     }
 
     #[tokio::test]

@@ -189,7 +189,7 @@ fn prepare_container(
     vols: &std::collections::HashMap<String, Prepared>,
     objects: &Objects<'_>,
     pod_dir: &std::path::Path,
-) -> Result<(ContainerSpec, Vec<std::path::PathBuf>), (String, String)> {
+) -> Result<ContainerSpec, (String, String)> {
     let name = c["name"].as_str().unwrap_or_default();
     let image = c["image"].as_str().unwrap_or_default();
     let entry = ctx.config.images.resolve(image).ok_or_else(|| {
@@ -233,35 +233,24 @@ fn prepare_container(
         target: tm_path.into(),
         read_only: false,
     });
-    let mut acquired = Vec::new();
     for m in &mounts {
-        let file = m.source.is_file();
-        match ctx.mountpoints.acquire(&m.target, file) {
-            Ok(p) => acquired.push(p),
-            Err(e) => {
-                for p in &acquired {
-                    ctx.mountpoints.release(p);
-                }
-                return Err((
-                    "RunContainerError".to_owned(),
-                    format!("creating mount point {}: {e}", m.target.display()),
-                ));
-            }
-        }
+        runtime::ensure_mountpoint(&m.target, m.source.is_file()).map_err(|e| {
+            (
+                "RunContainerError".to_owned(),
+                format!("creating mount point {}: {e}", m.target.display()),
+            )
+        })?;
     }
     let working_dir = c["workingDir"]
         .as_str()
         .filter(|w| !w.is_empty())
         .map(str::to_owned);
-    Ok((
-        ContainerSpec {
-            argv,
-            env,
-            working_dir,
-            mounts,
-        },
-        acquired,
-    ))
+    Ok(ContainerSpec {
+        argv,
+        env,
+        working_dir,
+        mounts,
+    })
 }
 
 /// Runs one container to its end (no restarts); returns its terminated state.
@@ -414,7 +403,6 @@ pub async fn run(
 
     // Volumes and container configs; failures keep the pod Pending (retried every second).
     let mut reported = String::new();
-    let mut acquired = Vec::new();
     let prepared: Option<Vec<(Value, ContainerSpec)>> = loop {
         if shared.stopping.load(Ordering::SeqCst) {
             break None;
@@ -437,14 +425,8 @@ pub async fn run(
                 let mut specs = Vec::new();
                 for c in all {
                     match prepare_container(&ctx, &shared.pod, &c, &vols, &objects, &pod_dir) {
-                        Ok((spec, acq)) => {
-                            acquired.extend(acq);
-                            specs.push((c, spec));
-                        }
+                        Ok(spec) => specs.push((c, spec)),
                         Err((reason, msg)) => {
-                            for p in acquired.drain(..) {
-                                ctx.mountpoints.release(&p);
-                            }
                             return Err((
                                 format!("{}:{reason}", c["name"].as_str().unwrap_or_default()),
                                 msg,
@@ -578,9 +560,6 @@ pub async fn run(
     }
     // The pod stays until it is deleted; then the kubelet confirms the deletion.
     wait_for_deletion(&shared, &mut pod_rx).await;
-    for p in acquired {
-        ctx.mountpoints.release(&p);
-    }
     let _ = std::fs::remove_dir_all(&pod_dir);
 }
 
