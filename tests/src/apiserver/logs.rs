@@ -67,6 +67,11 @@ impl MemoryLogs {
         });
     }
 
+    /// Marks a (re)started container as running: `follow` streams stay open again.
+    pub fn reopen(&self, ns: &str, pod: &str, container: &str) {
+        self.with(ns, pod, container, |b| b.closed = false);
+    }
+
     /// Marks the container as terminated: followers' streams end.
     pub fn close(&self, ns: &str, pod: &str, container: &str) {
         self.with(ns, pod, container, |b| {

@@ -222,7 +222,8 @@ async fn schedule(ctx: Arc<Ctx>) {
         {
             Ok(_) => {
                 let v = serde_json::to_value(&pod).unwrap_or_default();
-                ctx.event(
+                ctx.event_from(
+                    "default-scheduler",
                     &v,
                     "Normal",
                     "Scheduled",

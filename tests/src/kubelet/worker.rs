@@ -263,6 +263,24 @@ async fn run_once(
     let name = c["name"].as_str().unwrap_or_default().to_owned();
     let key = (run.ns.clone(), run.name.clone(), name.clone());
     let started_at = meta::now();
+    let image = c["image"].as_str().unwrap_or_default();
+    run.ctx
+        .event(
+            &run.pod,
+            "Normal",
+            "Pulled",
+            &format!("Container image \"{image}\" already present on machine"),
+        )
+        .await;
+    run.ctx
+        .event(
+            &run.pod,
+            "Normal",
+            "Created",
+            &format!("Created container: {name}"),
+        )
+        .await;
+    run.ctx.logs.reopen(&run.ns, &run.name, &name);
     let mut proc = match runtime::spawn(spec, &run.ctx.logs, key) {
         Ok(p) => p,
         Err(e) => {
@@ -282,6 +300,7 @@ async fn run_once(
         code: 255,
         signal: None,
     });
+    run.ctx.logs.close(&run.ns, &run.name, &name);
     run.pids.lock().await.remove(&name);
     let oom = {
         let mut o = run.oom.lock().await;
@@ -700,6 +719,19 @@ async fn wait_for_deletion(run: &Shared, pod_rx: &mut watch::Receiver<Option<Val
 impl Ctx {
     /// Records a core/v1 Event about a pod, as the kubelet does (source component `kubelet`).
     pub async fn event(&self, pod: &Value, type_: &str, reason: &str, message: &str) {
+        self.event_from("kubelet", pod, type_, reason, message)
+            .await;
+    }
+
+    /// Records a core/v1 Event about a pod from `component` (`kubelet`, `default-scheduler`).
+    pub async fn event_from(
+        &self,
+        component: &str,
+        pod: &Value,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
         let now = meta::now();
@@ -707,9 +739,9 @@ impl Ctx {
             "metadata": {"generateName": format!("{name}.")},
             "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name, "uid": pod["metadata"]["uid"]},
             "reason": reason, "message": message, "type": type_,
-            "source": {"component": "kubelet", "host": self.config.node_name},
+            "source": {"component": component, "host": self.config.node_name},
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "reportingComponent": "kubelet", "reportingInstance": self.config.node_name,
+            "reportingComponent": component, "reportingInstance": self.config.node_name,
         });
         let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), ns);
         if let Ok(ev) = serde_json::from_value(ev)
