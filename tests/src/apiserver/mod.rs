@@ -7,6 +7,7 @@
 //! [`watch`], [`handlers`] (HTTP).
 
 pub mod apply;
+pub mod binding;
 pub mod builtin;
 pub mod controllers;
 pub mod crd;
@@ -21,7 +22,9 @@ pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod patching;
 pub mod protobuf;
+mod read;
 pub mod request;
 pub mod resources;
 pub mod schema;

@@ -11,16 +11,17 @@
 //! - a no-op update does not change resourceVersion and sends no watch event;
 //! - once `deletionTimestamp` is set, no finalizer may be added and removing the last one
 //!   deletes the object ("Finalizers" doc).
+//!
+//! PATCH lives in [`super::patching`], `pods/binding` in [`super::binding`].
 
 use serde_json::{Value, json};
 
-use super::apply::{self, ApplyRequest};
+use super::apply;
 use super::builtin;
 use super::controllers;
 use super::crd;
 use super::error::{ApiError, Cause};
 use super::meta;
-use super::patch;
 use super::resources::ResourceType;
 use super::state::ApiServer;
 use super::store::{ObjectKey, State};
@@ -88,7 +89,7 @@ pub fn to_served(rt: &ResourceType, stored: &Value) -> Value {
     obj
 }
 
-fn meta_str(obj: &Value, field: &str) -> String {
+pub(super) fn meta_str(obj: &Value, field: &str) -> String {
     obj["metadata"][field]
         .as_str()
         .unwrap_or_default()
@@ -96,7 +97,7 @@ fn meta_str(obj: &Value, field: &str) -> String {
 }
 
 /// Type checks, unknown-field handling and conversion to the storage shape.
-fn decode(
+pub(super) fn decode(
     rt: &ResourceType,
     body: Value,
     opts: &WriteOptions,
@@ -104,7 +105,7 @@ fn decode(
     decode_with(rt, body, opts, true)
 }
 
-fn decode_with(
+pub(super) fn decode_with(
     rt: &ResourceType,
     body: Value,
     opts: &WriteOptions,
@@ -277,7 +278,7 @@ pub fn create(
     )
 }
 
-fn create_with(
+pub(super) fn create_with(
     server: &ApiServer,
     st: &mut State,
     rt: &ResourceType,
@@ -386,7 +387,7 @@ fn create_with(
     })
 }
 
-fn schema_json(rt: &ResourceType) -> Option<&Value> {
+pub(super) fn schema_json(rt: &ResourceType) -> Option<&Value> {
     rt.schema.as_ref().map(|s| &s.0)
 }
 
@@ -402,7 +403,7 @@ pub struct ObjectAddr<'a> {
 
 /// How managed fields are maintained for an update.
 #[derive(Clone, Copy)]
-enum Managed<'a> {
+pub(super) enum Managed<'a> {
     /// Record changed fields under this manager (`operation: Update`).
     Update(&'a str),
     /// Already computed by server-side apply.
@@ -424,7 +425,7 @@ pub fn update(
     Ok(r)
 }
 
-fn write_update(
+pub(super) fn write_update(
     server: &ApiServer,
     st: &mut State,
     at: &ObjectAddr<'_>,
@@ -627,216 +628,4 @@ fn spec_changed(rt: &ResourceType, old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) != strip(new)
-}
-
-/// PATCH: merge, JSON, strategic merge patch or server-side apply.
-pub fn patch(
-    server: &ApiServer,
-    st: &mut State,
-    at: &ObjectAddr<'_>,
-    kind: PatchType,
-    body: &Value,
-    opts: &WriteOptions,
-) -> Result<WriteResult, ApiError> {
-    let ObjectAddr { rt, ns, name, .. } = *at;
-    let key = key_for(rt, ns, name);
-    let current = st.get(&key).map(|o| to_served(rt, o));
-    if kind == PatchType::Apply {
-        return apply_patch(server, st, at, current, body, opts);
-    }
-    let mut obj = current.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
-    let failed = |e: patch::PatchError| ApiError::new(422, "Invalid", e.0);
-    match kind {
-        PatchType::Merge => patch::merge_patch(&mut obj, body),
-        PatchType::Json => patch::json_patch(&mut obj, body).map_err(failed)?,
-        PatchType::Strategic => {
-            if !rt.is_core_builtin() {
-                return Err(ApiError::unsupported_media_type(
-                    "application/strategic-merge-patch+json",
-                ));
-            }
-            patch::strategic_merge(&mut obj, body).map_err(failed)?
-        }
-        PatchType::Apply => unreachable!("handled above"),
-    }
-    let (decoded, warnings) = decode(rt, obj, opts)?;
-    let mut r = write_update(
-        server,
-        st,
-        at,
-        decoded,
-        opts,
-        Managed::Update(&opts.manager),
-    )?;
-    r.warnings = warnings;
-    Ok(r)
-}
-
-fn apply_patch(
-    server: &ApiServer,
-    st: &mut State,
-    at: &ObjectAddr<'_>,
-    current: Option<Value>,
-    body: &Value,
-    opts: &WriteOptions,
-) -> Result<WriteResult, ApiError> {
-    let ObjectAddr {
-        rt,
-        ns,
-        name,
-        subresource,
-    } = *at;
-    if !opts.explicit_manager {
-        return Err(ApiError::bad_request(
-            "PATCH, application/apply-patch+yaml requires fieldManager to be set",
-        ));
-    }
-    if body.get("apiVersion").is_none() || body.get("kind").is_none() {
-        return Err(ApiError::bad_request(
-            "invalid object type: apiVersion and kind must be set for apply",
-        ));
-    }
-    // The applied configuration itself is decoded (unknown fields pruned or rejected).
-    let (mut applied, warnings) = match decode_with(rt, body.clone(), opts, false) {
-        Ok(r) => r,
-        // A partial built-in object may miss fields its struct requires; the merged result is
-        // decoded again below, which reports real type errors.
-        Err(e)
-            if e.code == 400 && rt.schema.is_none() && !e.message.contains("strict decoding") =>
-        {
-            (body.clone(), Vec::new())
-        }
-        Err(e) => return Err(e),
-    };
-    if rt.group == "events.k8s.io" {
-        applied = builtin::event_from_core(&applied);
-    }
-    let now = meta::now();
-    let api_version = rt.api_version();
-    let req = ApplyRequest {
-        manager: &opts.manager,
-        force: opts.force,
-        subresource,
-        api_version: &api_version,
-        now: &now,
-        schema: schema_json(rt),
-    };
-    let exists = current.is_some();
-    let mut live = current.unwrap_or_else(
-        || json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}}),
-    );
-    apply::apply(&mut live, &applied, &req).map_err(|conflicts| {
-        let mut e = ApiError::conflict(
-            &rt.group,
-            &rt.plural,
-            name,
-            &format!(
-                "Apply failed with {} conflict{}: {}",
-                conflicts.len(),
-                if conflicts.len() == 1 { "" } else { "s" },
-                conflicts
-                    .iter()
-                    .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-        );
-        e.causes = conflicts
-            .iter()
-            .map(|c| {
-                Cause::new(
-                    "FieldManagerConflict",
-                    &c.field,
-                    format!("conflict with \"{}\"", c.manager),
-                )
-            })
-            .collect();
-        e
-    })?;
-    if !exists {
-        if subresource == "status" {
-            return Err(ApiError::not_found(&rt.group, &rt.plural, name));
-        }
-        let mut r = create_with(server, st, rt, ns, live, opts, Managed::Applied)?;
-        r.warnings.extend(warnings);
-        return Ok(r);
-    }
-    let (decoded, _) = decode(
-        rt,
-        live,
-        &WriteOptions {
-            field_validation: FieldValidation::Ignore,
-            ..opts.clone()
-        },
-    )?;
-    let mut r = write_update(server, st, at, decoded, opts, Managed::Applied)?;
-    r.warnings = warnings;
-    Ok(r)
-}
-
-/// `POST pods/<name>/binding` (what the scheduler calls): sets `spec.nodeName` once and the
-/// `PodScheduled` condition ("Binding" in the Pod API reference). 409 if already bound.
-pub fn bind(
-    server: &ApiServer,
-    st: &mut State,
-    rt: &ResourceType,
-    ns: &str,
-    name: &str,
-    binding: &Value,
-) -> Result<(), ApiError> {
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "Binding",
-                "",
-                name,
-                vec![Cause::new(
-                    "FieldValueRequired",
-                    "target.name",
-                    "Required value",
-                )],
-            )
-        })?;
-    let key = key_for(rt, ns, name);
-    let mut pod = st
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("", "pods", name))?;
-    if pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty())
-    {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            &format!(
-                "pod {name} is already assigned to node {:?}",
-                pod["spec"]["nodeName"].as_str().unwrap_or_default()
-            ),
-        ));
-    }
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            "pod is being deleted, cannot be assigned to a host",
-        ));
-    }
-    pod["spec"]["nodeName"] = json!(node);
-    let mut conditions: Vec<Value> = pod["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    conditions.retain(|c| c["type"] != "PodScheduled");
-    conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()}));
-    pod["status"]["conditions"] = json!(conditions);
-    st.put(key, pod);
-    controllers::run(server, st);
-    Ok(())
 }

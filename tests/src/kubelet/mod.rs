@@ -11,6 +11,8 @@
 //! - faults: [`Kubelet::evict`], [`Kubelet::oom_kill`], [`Kubelet::stop`] (node loss: processes
 //!   die, nothing reports any more).
 
+mod api;
+mod container;
 pub mod env;
 pub mod images;
 pub mod runtime;

@@ -9,17 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::Ctx;
-use super::env::{Lookup, container_env};
-use super::images::ImageMap;
-use super::runtime::{self, ContainerSpec, Exit};
+use super::api::Objects;
+use super::container::{prepare_container, run_once, should_restart};
+use super::runtime::{self, ContainerSpec};
 use super::status::{self, ContainerInfo, State};
-use super::volumes::{self, ObjectData, Prepared};
+use super::volumes;
 use crate::apiserver::meta;
 
 /// Requests from the kubelet's fault hooks.
@@ -31,65 +31,27 @@ pub enum Command {
     OomKill(String),
 }
 
-/// Secrets and ConfigMaps read straight from the API server's storage (the kubelet reads them
-/// through the API; the data is the same).
-struct Objects<'a> {
-    ctx: &'a Ctx,
-    namespace: String,
-}
-
-impl Objects<'_> {
-    fn get(&self, kind: &str) -> Option<(&'static str, &'static str)> {
-        match kind {
-            "secret" => Some(("secrets", "Secret")),
-            "configmap" => Some(("configmaps", "ConfigMap")),
-            _ => None,
-        }
-    }
-}
-
-impl ObjectData for Objects<'_> {
-    fn data(&self, kind: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
-        let (plural, _) = self.get(kind)?;
-        let obj = self
-            .ctx
-            .server
-            .get_object("", "v1", plural, &self.namespace, name)?;
-        Some(volumes::object_data(&obj))
-    }
-}
-
-impl Lookup for Objects<'_> {
-    fn object(&self, kind: &str, name: &str) -> Option<BTreeMap<String, String>> {
-        self.data(kind, name).map(|m| {
-            m.into_iter()
-                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                .collect()
-        })
-    }
-}
-
 /// What container tasks share with the pod worker (cheap to clone).
 #[derive(Clone)]
-struct Shared {
-    ctx: Arc<Ctx>,
-    pod: Value,
-    ns: String,
-    name: String,
+pub(super) struct Shared {
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) pod: Value,
+    pub(super) ns: String,
+    pub(super) name: String,
     /// Set once the pod is being stopped: no more restarts.
-    stopping: Arc<AtomicBool>,
+    pub(super) stopping: Arc<AtomicBool>,
     /// Running containers' process ids (= process group ids).
-    pids: Arc<Mutex<BTreeMap<String, u32>>>,
+    pub(super) pids: Arc<Mutex<BTreeMap<String, u32>>>,
     /// Containers the OOM fault killed (their exit is reported as `OOMKilled`).
-    oom: Arc<Mutex<Vec<String>>>,
+    pub(super) oom: Arc<Mutex<Vec<String>>>,
 }
 
 impl Shared {
-    fn api(&self) -> Api<Pod> {
+    pub(super) fn api(&self) -> Api<Pod> {
         Api::namespaced(self.ctx.client.clone(), &self.ns)
     }
 
-    async fn kill_all(&self, sig: Signal) {
+    pub(super) async fn kill_all(&self, sig: Signal) {
         for pid in self.pids.lock().await.values() {
             runtime::signal(*pid, sig);
         }
@@ -97,15 +59,15 @@ impl Shared {
 }
 
 /// The pod worker's view: shared parts plus the status it reports.
-struct PodRun {
-    s: Shared,
-    init: Vec<ContainerInfo>,
-    main: Vec<ContainerInfo>,
-    start: String,
-    reason: Option<(String, String)>,
+pub(super) struct PodRun {
+    pub(super) s: Shared,
+    pub(super) init: Vec<ContainerInfo>,
+    pub(super) main: Vec<ContainerInfo>,
+    pub(super) start: String,
+    pub(super) reason: Option<(String, String)>,
 }
 
-enum Event {
+pub(super) enum Event {
     Started(String),
     Exited(String, State),
 }
@@ -178,175 +140,6 @@ impl PodRun {
             .iter_mut()
             .chain(self.main.iter_mut())
             .find(|c| c.name == name)
-    }
-}
-
-/// Builds what a container needs to start, or the waiting reason that prevents it.
-fn prepare_container(
-    ctx: &Ctx,
-    pod: &Value,
-    c: &Value,
-    vols: &std::collections::HashMap<String, Prepared>,
-    objects: &Objects<'_>,
-    pod_dir: &std::path::Path,
-) -> Result<ContainerSpec, (String, String)> {
-    let name = c["name"].as_str().unwrap_or_default();
-    let image = c["image"].as_str().unwrap_or_default();
-    let entry = ctx.config.images.resolve(image).ok_or_else(|| {
-        (
-            "ErrImagePull".to_owned(),
-            format!(
-                "failed to pull and unpack image \"{image}\": not in the kube emulator's image map"
-            ),
-        )
-    })?;
-    let strings = |v: &Value| {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_owned))
-            .collect::<Vec<_>>()
-    };
-    let argv = ImageMap::argv(entry, &strings(&c["command"]), &strings(&c["args"]));
-    let mut env = container_env(pod, c, objects)
-        .map_err(|e| ("CreateContainerConfigError".to_owned(), e.to_string()))?;
-    env.entry("PATH".into())
-        .or_insert_with(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    env.entry("HOSTNAME".into())
-        .or_insert_with(|| pod["metadata"]["name"].as_str().unwrap_or_default().into());
-    env.entry("HOME".into()).or_insert_with(|| "/root".into());
-    let mut mounts = volumes::container_mounts(c, vols)
-        .map_err(|e| ("CreateContainerConfigError".to_owned(), e.to_string()))?;
-    // The termination-message file: a host file bind-mounted at terminationMessagePath.
-    let tm_path = c["terminationMessagePath"]
-        .as_str()
-        .unwrap_or("/dev/termination-log");
-    let host_tm = pod_dir
-        .join("containers")
-        .join(name)
-        .join("termination-log");
-    std::fs::create_dir_all(host_tm.parent().unwrap_or(pod_dir))
-        .map_err(|e| ("RunContainerError".to_owned(), e.to_string()))?;
-    std::fs::write(&host_tm, b"").map_err(|e| ("RunContainerError".to_owned(), e.to_string()))?;
-    mounts.push(volumes::Mount {
-        source: host_tm,
-        target: tm_path.into(),
-        read_only: false,
-    });
-    for m in &mounts {
-        runtime::ensure_mountpoint(&m.target, m.source.is_file()).map_err(|e| {
-            (
-                "RunContainerError".to_owned(),
-                format!("creating mount point {}: {e}", m.target.display()),
-            )
-        })?;
-    }
-    let working_dir = c["workingDir"]
-        .as_str()
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned);
-    Ok(ContainerSpec {
-        argv,
-        env,
-        working_dir,
-        mounts,
-    })
-}
-
-/// Runs one container to its end (no restarts); returns its terminated state.
-async fn run_once(
-    run: &Shared,
-    c: &Value,
-    spec: &ContainerSpec,
-    tx: &mpsc::Sender<Event>,
-) -> State {
-    let name = c["name"].as_str().unwrap_or_default().to_owned();
-    let key = (run.ns.clone(), run.name.clone(), name.clone());
-    let started_at = meta::now();
-    let image = c["image"].as_str().unwrap_or_default();
-    run.ctx
-        .event(
-            &run.pod,
-            "Normal",
-            "Pulled",
-            &format!("Container image \"{image}\" already present on machine"),
-        )
-        .await;
-    run.ctx
-        .event(
-            &run.pod,
-            "Normal",
-            "Created",
-            &format!("Created container: {name}"),
-        )
-        .await;
-    run.ctx.logs.reopen(&run.ns, &run.name, &name);
-    let mut proc = match runtime::spawn(spec, &run.ctx.logs, key) {
-        Ok(p) => p,
-        Err(e) => {
-            return State::Terminated {
-                exit_code: 128,
-                reason: "StartError".into(),
-                message: format!("starting {:?}: {e}", spec.argv.first()),
-                started_at: started_at.clone(),
-                finished_at: started_at,
-                signal: None,
-            };
-        }
-    };
-    run.pids.lock().await.insert(name.clone(), proc.pid);
-    let _ = tx.send(Event::Started(name.clone())).await;
-    let exit = proc.wait().await.unwrap_or(Exit {
-        code: 255,
-        signal: None,
-    });
-    run.ctx.logs.close(&run.ns, &run.name, &name);
-    run.pids.lock().await.remove(&name);
-    let oom = {
-        let mut o = run.oom.lock().await;
-        let was = o.contains(&name);
-        o.retain(|x| *x != name);
-        was
-    };
-    let tm_host = run
-        .ctx
-        .pod_dir(&run.pod)
-        .join("containers")
-        .join(&name)
-        .join("termination-log");
-    let raw = std::fs::read(&tm_host).unwrap_or_default();
-    let mut message = status::truncate(
-        &String::from_utf8_lossy(&raw),
-        status::TERMINATION_MESSAGE_LIMIT,
-    );
-    if message.is_empty()
-        && exit.code != 0
-        && c["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    {
-        message = status::log_tail(&proc.tail.lock().unwrap_or_else(|e| e.into_inner()));
-    }
-    let reason = if oom {
-        "OOMKilled"
-    } else if exit.code == 0 {
-        "Completed"
-    } else {
-        "Error"
-    };
-    State::Terminated {
-        exit_code: exit.code,
-        reason: reason.into(),
-        message,
-        started_at,
-        finished_at: meta::now(),
-        signal: exit.signal,
-    }
-}
-
-fn should_restart(policy: &str, state: &State) -> bool {
-    match (policy, state) {
-        ("Always", _) => true,
-        ("OnFailure", State::Terminated { exit_code, .. }) => *exit_code != 0,
-        _ => false,
     }
 }
 
@@ -712,42 +505,6 @@ async fn wait_for_deletion(run: &Shared, pod_rx: &mut watch::Receiver<Option<Val
         }
         if pod_rx.changed().await.is_err() {
             return;
-        }
-    }
-}
-
-impl Ctx {
-    /// Records a core/v1 Event about a pod, as the kubelet does (source component `kubelet`).
-    pub async fn event(&self, pod: &Value, type_: &str, reason: &str, message: &str) {
-        self.event_from("kubelet", pod, type_, reason, message)
-            .await;
-    }
-
-    /// Records a core/v1 Event about a pod from `component` (`kubelet`, `default-scheduler`).
-    pub async fn event_from(
-        &self,
-        component: &str,
-        pod: &Value,
-        type_: &str,
-        reason: &str,
-        message: &str,
-    ) {
-        let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let now = meta::now();
-        let ev = json!({
-            "metadata": {"generateName": format!("{name}.")},
-            "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name, "uid": pod["metadata"]["uid"]},
-            "reason": reason, "message": message, "type": type_,
-            "source": {"component": component, "host": self.config.node_name},
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            "reportingComponent": component, "reportingInstance": self.config.node_name,
-        });
-        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), ns);
-        if let Ok(ev) = serde_json::from_value(ev)
-            && let Err(e) = api.create(&PostParams::default(), &ev).await
-        {
-            tracing::debug!(error = %e, "kubelet event not recorded");
         }
     }
 }
