@@ -643,3 +643,71 @@ async fn generator_commands_send_protobuf_that_the_emulator_decodes() {
     );
     assert!(c.ok(&["-n", "gen", "get", "sa"]).await.contains("robot"));
 }
+
+/// Issue 6 item 4: the standalone binary, driven by kubectl, with its kubelet running a pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_binary_with_kubelet() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let mut emu = Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["--kubelet", "--image", "busybox=/bin/busybox"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(emu.stdout.take().unwrap()).lines();
+    let banner = tokio::time::timeout(Duration::from_secs(10), out.next_line())
+        .await
+        .expect("banner")
+        .unwrap()
+        .unwrap();
+    assert!(
+        banner.contains("kube-emulator serving http://127.0.0.1:"),
+        "{banner}"
+    );
+    let kubectl = |args: &[&str]| {
+        let mut cmd = Command::new(kubectl_bin());
+        cmd.args(args)
+            .env("KUBECONFIG", &kc)
+            .env("KUBECACHEDIR", dir.path().join("cache"))
+            .env("HOME", dir.path());
+        cmd
+    };
+    let run = kubectl(&[
+        "run",
+        "hello",
+        "--image=busybox",
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        "echo hi from the node",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let wait = kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/hello",
+        "--timeout=30s",
+    ])
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        wait.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
+    let logs = kubectl(&["logs", "hello"]).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "hi from the node\n");
+    emu.kill().await.unwrap();
+}
