@@ -1,3 +1,7 @@
 //! End-to-end harness: a Kubernetes API emulator and tests that drive real binaries against it.
 //!
-//! The emulator lands with its own issue; see docs/testing.md for what exists today.
+//! See docs/arch/kube-emulator.md for which Kubernetes behaviours the emulator implements.
+
+pub mod apiserver;
+pub mod fixtures;
+pub mod kubelet;
