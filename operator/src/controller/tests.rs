@@ -3,14 +3,20 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStatus, Pod, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, Pod,
+    PodStatus, Secret,
 };
 use kube::Client;
 use kube::api::ObjectMeta;
 use kube::client::Body;
 use kube::runtime::controller::Action as Requeue;
 use serde_json::{Value, json};
+use stratum_builder::registry::RegistryError;
+use stratum_crds::BuildResult;
+use stratum_crds::contract::PushedImage;
 use stratum_crds::{
     ImageBuild, ImageBuildSpec, ImageBuildStatus, InlineSource, Output, Phase, Source,
 };
@@ -18,10 +24,11 @@ use stratum_crds::{
 use super::{Context, MANAGER, error_backoff, reconcile};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::result::RegistryVerifier;
+use crate::result::{ImageVerifier, RegistryVerifier, VerifiedImage, VerifyError, VerifyRequest};
 
 const PODS: &str = "/api/v1/namespaces/ns/pods";
 const STATUS: &str = "/apis/stratum.dev/v1alpha1/namespaces/ns/imagebuilds/app/status";
+const SECRETS: &str = "/api/v1/namespaces/ns/secrets/";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 
 /// One request the fake saw.
@@ -46,6 +53,7 @@ struct Fake {
     pods: Vec<Pod>,
     /// Pods that exist but a list does not show (a create the list has not caught up with).
     hidden: Vec<String>,
+    secrets: Vec<Secret>,
     calls: Vec<Call>,
 }
 
@@ -95,6 +103,17 @@ impl Fake {
                 respond(200, &build)
             }
             ("POST", EVENTS) => respond(201, &call.body),
+            ("GET", path) if path.starts_with(SECRETS) => {
+                let name = &path[SECRETS.len()..];
+                match self
+                    .secrets
+                    .iter()
+                    .find(|s| s.metadata.name.as_deref() == Some(name))
+                {
+                    Some(secret) => respond(200, &serde_json::to_value(secret).unwrap()),
+                    None => respond(404, &status_error(404, "NotFound")),
+                }
+            }
             _ => respond(404, &status_error(404, "NotFound")),
         }
     }
@@ -152,12 +171,16 @@ fn mk_build(status: Option<ImageBuildStatus>) -> ImageBuild {
 }
 
 fn context(client: Client) -> Arc<Context> {
+    context_with(client, Arc::new(RegistryVerifier::default()))
+}
+
+fn context_with(client: Client, verifier: Arc<dyn ImageVerifier>) -> Arc<Context> {
     let config = Config::try_parse_from_defaults();
     Arc::new(Context::new(
         client,
         config.pod_config(),
         10,
-        Arc::new(RegistryVerifier::default()),
+        verifier,
         Arc::new(Metrics::new()),
         Vec::new(),
     ))
@@ -404,4 +427,220 @@ fn only_current_builds_with_a_pod_hold_a_slot() {
             "{s:?}"
         );
     }
+}
+
+/// A registry double: answers with a fixed verdict and keeps the credentials it was given.
+struct Verdict {
+    answer: fn(&PushedImage) -> Result<VerifiedImage, VerifyError>,
+    seen_config: Mutex<Vec<Option<Vec<u8>>>>,
+}
+
+impl ImageVerifier for Verdict {
+    fn verify<'a>(
+        &'a self,
+        request: VerifyRequest<'a>,
+    ) -> BoxFuture<'a, Result<VerifiedImage, VerifyError>> {
+        self.seen_config
+            .lock()
+            .unwrap()
+            .push(request.docker_config.map(<[u8]>::to_vec));
+        let answer = (self.answer)(request.pushed);
+        Box::pin(async move { answer })
+    }
+}
+
+const DOCKER_CONFIG: &[u8] = br#"{"auths":{"registry.example.com":{"auth":"dTpw"}}}"#;
+
+fn pushed() -> PushedImage {
+    PushedImage {
+        manifest_digest: format!("sha256:{}", "a".repeat(64)),
+        config_digest: format!("sha256:{}", "b".repeat(64)),
+        size: 1234,
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+    }
+}
+
+/// A build whose builder pod finished and reported a push; the fake holds the push Secret.
+fn finished_build(
+    verdict: Verdict,
+) -> (
+    Arc<ImageBuild>,
+    Arc<Context>,
+    Arc<Mutex<Fake>>,
+    Arc<Verdict>,
+) {
+    let (client, fake) = fake_client();
+    let verdict = Arc::new(verdict);
+    let ctx = context_with(client, verdict.clone());
+    let mut build = mk_build(None);
+    build.spec.output.push_secret_ref = Some(stratum_crds::SecretReference {
+        name: "push".into(),
+    });
+    reconcile_status_to_building(&mut build);
+    let mut pod = crate::pod::builder_pod(
+        &build,
+        &stratum_crds::ResolvedSource::default(),
+        1,
+        &Config::try_parse_from_defaults().pod_config(),
+    )
+    .unwrap();
+    pod.status = Some(PodStatus {
+        phase: Some("Succeeded".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: "builder".into(),
+            state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 0,
+                    reason: Some("Completed".into()),
+                    message: Some(BuildResult::pushed(pushed()).encode()),
+                    finished_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::now(),
+                    )),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]),
+        ..PodStatus::default()
+    });
+    {
+        let mut f = fake.lock().unwrap();
+        f.pods.push(pod);
+        f.secrets.push(Secret {
+            metadata: ObjectMeta {
+                name: Some("push".into()),
+                ..ObjectMeta::default()
+            },
+            type_: Some("kubernetes.io/dockerconfigjson".into()),
+            data: Some(
+                [(
+                    ".dockerconfigjson".to_owned(),
+                    ByteString(DOCKER_CONFIG.to_vec()),
+                )]
+                .into(),
+            ),
+            ..Secret::default()
+        });
+    }
+    (Arc::new(build), ctx, fake, verdict)
+}
+
+fn reconcile_status_to_building(build: &mut ImageBuild) {
+    build.status = Some(ImageBuildStatus {
+        phase: Some(Phase::Building),
+        observed_generation: Some(1),
+        attempt: Some(1),
+        pod_name: Some("app-1-1".into()),
+        ..ImageBuildStatus::default()
+    });
+}
+
+#[tokio::test]
+async fn a_pushed_result_is_verified_with_the_push_secret_then_succeeds_once() {
+    let (build, ctx, fake, verdict) = finished_build(Verdict {
+        answer: |p| {
+            Ok(VerifiedImage {
+                digest: p.manifest_digest.clone(),
+                image_id: p.config_digest.clone(),
+                image: format!("registry.example.com/app@{}", p.manifest_digest),
+                size: 1234,
+                layers: Vec::new(),
+            })
+        },
+        seen_config: Mutex::default(),
+    });
+    let requeue = reconcile(build.clone(), ctx.clone()).await.unwrap();
+    assert_eq!(requeue, Requeue::await_change());
+    let calls = take_calls(&fake);
+    let lines: Vec<_> = calls.iter().map(Call::line).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("GET {PODS}"),
+            format!("GET {SECRETS}push"), // exists, right type and key
+            format!("GET {SECRETS}push"), // its .dockerconfigjson for the registry
+            format!("PATCH {STATUS}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+    assert_eq!(
+        *verdict.seen_config.lock().unwrap(),
+        [Some(DOCKER_CONFIG.to_vec())]
+    );
+    let status = written_status(&calls);
+    assert_eq!(status.phase, Some(Phase::Succeeded));
+    assert_eq!(status.digest, Some(pushed().manifest_digest));
+    assert_eq!(status.image_id, Some(pushed().config_digest));
+    assert_eq!(calls[4].body["reason"], "BuildSucceeded");
+    assert!(
+        !calls[4].body.to_string().contains("dTpw"),
+        "the Event carries Secret data"
+    );
+    assert!(
+        ctx.metrics
+            .render()
+            .contains("stratum_builds_total{result=\"succeeded\"} 1")
+    );
+
+    // Reconciling the succeeded build verifies nothing again and writes nothing.
+    reconcile(Arc::new(mk_build_with(&build, status)), ctx)
+        .await
+        .unwrap();
+    let lines: Vec<_> = take_calls(&fake).iter().map(Call::line).collect();
+    assert_eq!(lines, [format!("GET {PODS}"), format!("GET {SECRETS}push")]);
+    assert_eq!(verdict.seen_config.lock().unwrap().len(), 1);
+}
+
+fn mk_build_with(build: &ImageBuild, status: ImageBuildStatus) -> ImageBuild {
+    let mut b = build.clone();
+    b.status = Some(status);
+    b
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_decides_nothing_and_verifies_again_later() {
+    let (build, ctx, fake, _) = finished_build(Verdict {
+        answer: |_| {
+            Err(VerifyError::Unavailable {
+                image: "registry.example.com/app:1".into(),
+                source: RegistryError::Protocol {
+                    request: "GET https://registry.example.com/v2/".into(),
+                    detail: "503".into(),
+                },
+            })
+        },
+        seen_config: Mutex::default(),
+    });
+    let requeue = reconcile(build, ctx).await.unwrap();
+    assert_eq!(requeue, Requeue::requeue(super::apply::VERIFY_RECHECK));
+    let calls = take_calls(&fake);
+    assert!(
+        !calls.iter().any(|c| c.method != "GET"),
+        "no verdict may be written: {calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_the_registry_disproves_fails_the_build() {
+    let (build, ctx, fake, _) = finished_build(Verdict {
+        answer: |_| {
+            Err(VerifyError::Refused {
+                reason: stratum_crds::reason::VERIFICATION_FAILED,
+                message: "manifest sha256:aaaa… is not in the registry".into(),
+            })
+        },
+        seen_config: Mutex::default(),
+    });
+    reconcile(build, ctx).await.unwrap();
+    let calls = take_calls(&fake);
+    let status = written_status(&calls);
+    assert_eq!(status.phase, Some(Phase::Failed));
+    assert_eq!(
+        status.failure.map(|f| f.reason).as_deref(),
+        Some("VerificationFailed")
+    );
+    let event = calls.iter().find(|c| c.path == EVENTS).unwrap();
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["reason"], "VerificationFailed");
 }
