@@ -1,10 +1,9 @@
 //! The operator's configuration: flags, each also readable from an environment variable, all
 //! shown by `stratum-operator --help`.
 //!
-//! Two flags of the brief are deliberately absent, because they would be accepted and ignored:
-//! - `--default-timeout`: the CRD defaults `spec.timeout` to `30m` in its schema (and serde does
-//!   the same), so the operator never sees a build without a timeout.
-//! - `--leader-election`: not implemented yet; run one replica (docs/arch/operator.md).
+//! `--default-timeout` is deliberately absent, because it would be accepted and ignored: the CRD
+//! defaults `spec.timeout` to `30m` in its schema (and serde does the same), so the operator
+//! never sees a build without a timeout.
 
 use std::net::SocketAddr;
 
@@ -58,6 +57,22 @@ pub struct Config {
     /// Address of the HTTP server for `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "STRATUM_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
+
+    /// Run the controller only while holding the Lease `stratum-operator` in `--lease-namespace`
+    /// (15 s lease, renewed every 5 s), so two replicas never run the same build twice. A replica
+    /// that loses the Lease exits and restarts as a standby.
+    #[arg(long, env = "STRATUM_LEADER_ELECTION", requires = "lease_namespace")]
+    pub leader_election: bool,
+
+    /// The namespace of the leader-election Lease: the operator's own (the downward API's
+    /// `metadata.namespace`).
+    #[arg(long, env = "POD_NAMESPACE", value_parser = namespace)]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease: the pod name (downward API). Defaults to the
+    /// hostname, which is the pod name in Kubernetes.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
 
     /// Log format: `json` (one object per line, for log collectors) or `text`.
     #[arg(long, env = "STRATUM_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
@@ -146,6 +161,7 @@ mod tests {
         assert_eq!(c.concurrency, 10);
         assert_eq!(c.http_addr, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.log_format, "json");
+        assert!(!c.leader_election);
         let pod = c.pod_config();
         let requests = pod.default_resources.requests.unwrap();
         assert_eq!(requests["cpu"], Quantity("500m".into()));
@@ -186,6 +202,9 @@ mod tests {
             Quantity("16Gi".into())
         );
         assert_eq!(c.http_addr, "127.0.0.1:9000".parse().unwrap());
+        let c = parse(&["--leader-election", "--lease-namespace", "stratum-system"]).unwrap();
+        assert!(c.leader_election);
+        assert_eq!(c.lease_namespace.as_deref(), Some("stratum-system"));
     }
 
     #[test]
@@ -198,8 +217,9 @@ mod tests {
             &["--builder-cpu-request", "m"],
             &["--http-addr", "localhost"],
             &["--log-format", "xml"],
-            // Not accepted-and-ignored: these flags do not exist (see the module docs).
+            // Leader election needs the Lease's namespace.
             &["--leader-election"],
+            // Not accepted-and-ignored: this flag does not exist (see the module docs).
             &["--default-timeout", "1h"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod controller;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod pod;

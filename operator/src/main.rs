@@ -8,6 +8,7 @@ use clap::Parser;
 use stratum_operator::config::Config;
 use stratum_operator::controller;
 use stratum_operator::http::{HttpState, router};
+use stratum_operator::leader::{self, Elector};
 use stratum_operator::metrics::Metrics;
 use stratum_operator::result::RegistryVerifier;
 use tokio::signal::unix::{SignalKind, signal};
@@ -49,33 +50,79 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let signal_tx = stop_tx.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight reconciles"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight reconciles"),
         }
-        let _ = stop_tx.send(true);
+        let _ = signal_tx.send(true);
     });
 
-    controller::run(
-        client,
-        controller::Settings {
-            namespaces: config.namespaces.clone(),
-            pod_config: config.pod_config(),
-            concurrency: usize::try_from(config.concurrency).unwrap_or(usize::MAX),
-        },
-        Arc::new(RegistryVerifier::default()),
-        metrics,
-        ready,
-        stop_rx,
-    )
-    .await;
+    let settings = controller::Settings {
+        namespaces: config.namespaces.clone(),
+        pod_config: config.pod_config(),
+        concurrency: usize::try_from(config.concurrency).unwrap_or(usize::MAX),
+    };
+    let verifier = Arc::new(RegistryVerifier::default());
+    let mut lost_leadership = false;
+    if config.leader_election {
+        // clap requires --lease-namespace with --leader-election.
+        let namespace = config.lease_namespace.clone().unwrap_or_default();
+        let identity = match &config.identity {
+            Some(id) => id.clone(),
+            None => hostname()?,
+        };
+        let elector = Elector::new(client.clone(), &namespace, &identity);
+        let (leading_tx, mut leading) = tokio::sync::watch::channel(false);
+        let election = tokio::spawn(leader::lead(elector, leading_tx, stop_rx.clone()));
+        tracing::info!(%identity, lease = %format!("{namespace}/{}", leader::LEASE_NAME), "waiting to lead");
+        let mut stopped = stop_rx.clone();
+        tokio::select! {
+            _ = leading.wait_for(|l| *l) => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+        if *leading.borrow() {
+            // The controller stops on SIGTERM or when leadership is lost.
+            let (ctrl_tx, ctrl_rx) = tokio::sync::watch::channel(false);
+            let mut stopped = stop_rx.clone();
+            let mut still = leading.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stopped.wait_for(|s| *s) => {}
+                    _ = still.wait_for(|l| !*l) => {}
+                }
+                let _ = ctrl_tx.send(true);
+            });
+            controller::run(client, settings, verifier, metrics, ready, ctrl_rx).await;
+            lost_leadership = !*leading.borrow();
+        }
+        let _ = stop_tx.send(true);
+        let elector = election.await.context("the leader-election task failed")?;
+        if !lost_leadership && let Err(e) = elector.release().await {
+            tracing::warn!("cannot release the Lease: {e}");
+        }
+    } else {
+        controller::run(client, settings, verifier, metrics, ready, stop_rx).await;
+        let _ = stop_tx.send(true);
+    }
     server
         .await
         .context("the HTTP server task failed")?
         .context("the HTTP server failed")?;
+    if lost_leadership {
+        // Exit non-zero: the pod restarts as a standby candidate (client-go's OnStoppedLeading).
+        anyhow::bail!("leadership lost; stopped the controller");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The kernel's hostname: in Kubernetes, the pod name.
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot read the hostname for the leader-election identity; set --identity")?;
+    Ok(name.trim().to_owned())
 }
 
 /// JSON lines by default (log collectors); `RUST_LOG` filters, default `info`.
