@@ -2,7 +2,14 @@
 //!
 //! - [`reconcile`]: the pure decision — what was observed → the next action.
 //! - [`names`]: deterministic pod names and labels.
+//! - [`controller`]: the running controller (kube-runtime), [`config`] its flags, [`http`] the
+//!   health and metrics server, [`metrics`] the Prometheus metrics.
 
+pub mod config;
+pub mod controller;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod names;
 pub mod pod;
 pub mod reconcile;

@@ -1,0 +1,277 @@
+//! The running controller: a `kube::runtime::Controller` over ImageBuilds that owns Pods, wired
+//! to the pure core (observe → [`crate::reconcile::decide`] → apply → [`crate::status`]).
+//!
+//! - [`observe`]: the live reads of one reconcile (pods, Secrets, the concurrency slot).
+//! - [`apply`]: doing the decided action and writing the status (server-side apply).
+//! - this module: the context, errors with stable categories, `error_policy`, and [`run`].
+
+pub mod apply;
+pub mod observe;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, ResourceExt};
+use stratum_crds::{ImageBuild, Phase};
+
+use crate::metrics::Metrics;
+use crate::names::BUILD_LABEL;
+use crate::pod::{PodConfig, PodError};
+use crate::result::ImageVerifier;
+
+pub use apply::reconcile;
+
+/// The field manager of every server-side apply, and the Events' reporting controller.
+pub const MANAGER: &str = "stratum-operator";
+/// The first `error_policy` delay; it doubles per consecutive failure of the same build.
+pub const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// The longest `error_policy` delay.
+pub const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Everything a reconcile needs besides the ImageBuild.
+pub struct Context {
+    pub client: Client,
+    pub pod_config: PodConfig,
+    /// Builds that may hold a slot at once.
+    pub concurrency: usize,
+    pub verifier: Arc<dyn ImageVerifier>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// The ImageBuild caches of every controller (one per watched namespace); the concurrency
+    /// slot is counted over all of them.
+    pub stores: Vec<Store<ImageBuild>>,
+    /// Consecutive reconcile failures per build, for `error_policy`'s backoff.
+    failures: Mutex<HashMap<ObjectRef<ImageBuild>, u32>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("pod_config", &self.pod_config)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        pod_config: PodConfig,
+        concurrency: usize,
+        verifier: Arc<dyn ImageVerifier>,
+        metrics: Arc<Metrics>,
+        stores: Vec<Store<ImageBuild>>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pod_config,
+            concurrency,
+            verifier,
+            metrics,
+            stores,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Builds other than `except` that hold a slot: a phase between pod creation and a final
+    /// phase. Counted from the informer caches, which lag by a watch event, so two reconciles
+    /// racing for the last slot can both take it; the overshoot is bounded by the controller's
+    /// reconcile concurrency.
+    pub fn running(&self, except: Option<&ObjectRef<ImageBuild>>) -> usize {
+        self.stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter(|b| except != Some(&ObjectRef::from_obj(b.as_ref())))
+            .filter(|b| holds_slot(b))
+            .count()
+    }
+
+    fn succeeded(&self, build: &ObjectRef<ImageBuild>) {
+        self.lock_failures().remove(build);
+    }
+
+    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageBuild>, u32>> {
+        // A panic while holding this lock leaves only counters behind; keep using them.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `build` holds a concurrency slot.
+pub fn holds_slot(build: &ImageBuild) -> bool {
+    let status = build.status.as_ref();
+    let phase = status.and_then(|s| s.phase);
+    let current = status.and_then(|s| s.observed_generation) == build.metadata.generation;
+    current
+        && status.is_some_and(|s| s.pod_name.is_some())
+        && matches!(
+            phase,
+            Some(Phase::Pending | Phase::Fetching | Phase::Building | Phase::Pushing)
+        )
+}
+
+/// Why a reconcile failed. The build is retried by `error_policy` with a capped backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{step} for ImageBuild {build}: {source}")]
+    Kube {
+        step: &'static str,
+        build: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Pod(#[from] PodError),
+    #[error("ImageBuild {build} has no namespace; ImageBuilds are namespaced")]
+    NoNamespace { build: String },
+    #[error("ImageBuild {build}: push Secret {secret} changed while verifying: {problem}")]
+    PushSecret {
+        build: String,
+        secret: String,
+        problem: String,
+    },
+}
+
+impl Error {
+    /// A stable category, for the `reason` label of `stratum_reconcile_errors_total`.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube { step, .. } => step,
+            Error::Pod(_) => "pod_spec",
+            Error::NoNamespace { .. } => "no_namespace",
+            Error::PushSecret { .. } => "push_secret",
+        }
+    }
+}
+
+/// The delay after the `failures`-th consecutive failure: 5 s, 10 s, 20 s, … capped at 5 min.
+pub fn error_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ERROR_BACKOFF_BASE
+        .saturating_mul(1 << doublings)
+        .min(ERROR_BACKOFF_MAX)
+}
+
+/// `error_policy` of the controller: count the error, back off per build.
+// The signature is kube-runtime's `error_policy` callback.
+#[allow(clippy::needless_pass_by_value)]
+pub fn error_policy(build: Arc<ImageBuild>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics.reconcile_error(error.category());
+    let key = ObjectRef::from_obj(build.as_ref());
+    let failures = {
+        let mut map = ctx.lock_failures();
+        let n = map.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = error_backoff(failures);
+    tracing::warn!(
+        namespace = build.namespace().unwrap_or_default(),
+        name = build.name_any(),
+        category = error.category(),
+        failures,
+        retry_in_s = delay.as_secs(),
+        "reconcile failed: {error}"
+    );
+    Requeue::requeue(delay)
+}
+
+/// What the flags decide about the controller.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Namespaces to watch; empty: all.
+    pub namespaces: Vec<String>,
+    pub pod_config: PodConfig,
+    /// Builds that may hold a slot at once.
+    pub concurrency: usize,
+}
+
+/// Runs one controller per watched namespace (or one over all namespaces) until `shutdown`
+/// turns true; in-flight reconciles finish first. `ready` turns true once every ImageBuild
+/// watch has listed (the cache the concurrency slot is counted from).
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    verifier: Arc<dyn ImageVerifier>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let Settings {
+        namespaces,
+        pod_config,
+        concurrency,
+    } = settings;
+    let scopes: Vec<(Api<ImageBuild>, Api<Pod>)> = if namespaces.is_empty() {
+        vec![(Api::all(client.clone()), Api::all(client.clone()))]
+    } else {
+        namespaces
+            .iter()
+            .map(|ns| {
+                (
+                    Api::namespaced(client.clone(), ns),
+                    Api::namespaced(client.clone(), ns),
+                )
+            })
+            .collect()
+    };
+    let controllers: Vec<_> = scopes
+        .into_iter()
+        .map(|(builds, pods)| {
+            let mut stop = shutdown.clone();
+            Controller::new(builds, watcher::Config::default().any_semantic())
+                // Only builder pods: `stratum.dev/build` exists.
+                .owns(pods, watcher::Config::default().labels(BUILD_LABEL))
+                .graceful_shutdown_on(async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+        })
+        .collect();
+    let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
+    let ctx = Arc::new(Context::new(
+        client,
+        pod_config,
+        concurrency,
+        verifier,
+        metrics,
+        stores.clone(),
+    ));
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        ready.store(true, Ordering::SeqCst);
+        tracing::info!("ImageBuild caches are synced; ready");
+    });
+    let streams = controllers.into_iter().map(|c| {
+        c.run(reconcile, error_policy, ctx.clone())
+            .filter_map(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!("controller: {e}");
+                }
+                None::<()>
+            })
+            .boxed()
+    });
+    futures::stream::select_all(streams)
+        .for_each(|()| async {})
+        .await;
+    tracing::info!("controller stopped");
+}
