@@ -167,12 +167,20 @@ impl StepContext<'_> {
                 chmod,
                 checksum,
                 link,
-                keep_git_dir: _,
+                keep_git_dir,
                 unpack,
                 exclude,
             } => {
                 if !exclude.is_empty() {
                     return Err(self.fail("ADD", "ADD --exclude is not implemented yet"));
+                }
+                if *keep_git_dir {
+                    // The flag only means something for a git source, and ADD of a git
+                    // repository is not implemented: refuse rather than ignore it.
+                    return Err(self.fail(
+                        "ADD",
+                        "--keep-git-dir applies to git sources, which ADD does not support yet",
+                    ));
                 }
                 let root = self.add_root(sources, checksum.as_ref())?;
                 self.prepare_copy(
