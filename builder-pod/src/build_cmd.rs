@@ -14,7 +14,7 @@ use stratum_builder::image::{MediaType, Reference, Serialized, Tag};
 use stratum_builder::layer;
 use stratum_builder::output;
 use stratum_builder::registry::{
-    ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
+    BlobPushed, ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
 };
 use stratum_builder::sandbox::CancelToken;
 use stratum_builder::store::Store;
@@ -121,10 +121,10 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         (true, _) => Arc::new(progress::Quiet),
         (false, Progress::Json) => Arc::new(progress::Json::new(std::io::stderr())),
         (false, Progress::Plain) => Arc::new(progress::Plain::new(std::io::stderr(), true)),
-        (false, Progress::Auto) => {
-            let terminal = std::io::stderr().is_terminal();
-            Arc::new(progress::Plain::new(std::io::stderr(), !terminal))
+        (false, Progress::Auto) if std::io::stderr().is_terminal() => {
+            Arc::new(stratum_builder::build::progress_live::Live::new())
         }
+        (false, Progress::Auto) => Arc::new(progress::Plain::new(std::io::stderr(), true)),
     };
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => Some(
@@ -244,7 +244,7 @@ fn write_outputs(
     Ok(())
 }
 
-fn push_all(
+pub(crate) fn push_all(
     store: &Store,
     client: &RegistryClient,
     outcome: &BuildOutcome,
@@ -311,9 +311,23 @@ fn push_all(
                 concurrency: PUSH_CONCURRENCY,
             },
         ))?;
+        let size_of = |digest: &stratum_builder::image::Digest| {
+            blobs
+                .iter()
+                .find(|b| &b.descriptor.digest == digest)
+                .map_or(0, |b| b.descriptor.size)
+        };
+        let uploaded: Vec<_> = pushed
+            .blobs
+            .iter()
+            .filter(|(_, how)| matches!(how, BlobPushed::Uploaded))
+            .collect();
         sink.event(&progress::Event::Pushed {
             reference: &repo,
             digest: &pushed.digest.to_string(),
+            blobs_uploaded: uploaded.len(),
+            bytes_uploaded: uploaded.iter().map(|(d, _)| size_of(d)).sum(),
+            blobs_skipped: pushed.blobs.len() - uploaded.len(),
         });
     }
     Ok(())
@@ -351,7 +365,7 @@ fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
 
 /// SIGTERM or SIGINT cancels the build: the running step's process tree is killed, mounts go
 /// away, and the build stops with "the build was cancelled".
-fn watch_signals(cancel: CancelToken) {
+pub(crate) fn watch_signals(cancel: CancelToken) {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);

@@ -24,6 +24,21 @@ pub enum Command {
     Build(Box<BuildArgs>),
     /// Remove cached layers and blobs, least recently used first.
     Prune(PruneArgs),
+    /// Run the build an operator requested (in a builder pod): read the BuildRequest from
+    /// $STRATUM_BUILD_REQUEST or the file in $STRATUM_BUILD_REQUEST_FILE, build, push, and write
+    /// the BuildResult to the termination log.
+    PodBuild(PodBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PodBuildArgs {
+    /// The store (the pod's work volume).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/stratum")]
+    pub cache_dir: PathBuf,
+
+    /// Where the result goes; the kubelet reads it as the container's termination message.
+    #[arg(long, value_name = "PATH", default_value = stratum_crds::contract::TERMINATION_MESSAGE_PATH)]
+    pub termination_log: PathBuf,
 }
 
 #[derive(Debug, Args)]

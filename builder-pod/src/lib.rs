@@ -14,3 +14,4 @@ pub mod output;
 pub mod registry;
 pub mod sandbox;
 pub mod store;
+pub mod timefmt;

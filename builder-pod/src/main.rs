@@ -2,6 +2,7 @@
 
 mod build_cmd;
 mod cli;
+mod pod_build;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build(&args),
         Command::Prune(args) => prune(&args),
+        Command::PodBuild(args) => pod_build::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

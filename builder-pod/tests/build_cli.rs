@@ -52,7 +52,11 @@ impl Fixture {
     fn context(&self, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> PathBuf {
         let ctx = self.dir.path().join(name);
         std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), dockerfile.replace("{BASE}", &self.base())).unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            dockerfile.replace("{BASE}", &self.base()),
+        )
+        .unwrap();
         for (path, content) in files {
             let path = ctx.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -91,7 +95,11 @@ fn ok(output: &Output) -> String {
 
 fn skopeo(args: &[&str]) -> Vec<u8> {
     let out = Command::new("skopeo").args(args).output().unwrap();
-    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -144,12 +152,22 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
     ));
     let meta: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
     let image_id = std::fs::read_to_string(&iid).unwrap();
-    assert_eq!(stdout.lines().next(), Some(image_id.as_str()), "stdout starts with the image ID");
+    assert_eq!(
+        stdout.lines().next(),
+        Some(image_id.as_str()),
+        "stdout starts with the image ID"
+    );
 
     let remote = format!("docker://{tag}");
     let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &remote]);
     assert_eq!(Digest::of(&raw).to_string(), meta["containerimage.digest"]);
-    let config = skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &remote]);
+    let config = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        "--raw",
+        &remote,
+    ]);
     assert_eq!(Digest::of(&config).to_string(), image_id);
 
     let config: Value = serde_json::from_slice(&config).unwrap();
@@ -159,7 +177,12 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
     assert_eq!(c["Cmd"], serde_json::json!(["cat", "generated.txt"]));
     assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
     assert_eq!(c["Labels"]["org.example.team"], "builders");
-    assert!(c["Env"].as_array().unwrap().contains(&Value::from("GREETING=hello there")));
+    assert!(
+        c["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("GREETING=hello there"))
+    );
     // base layer + WORKDIR + COPY + RUN
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
     let layers: Vec<&str> = meta["stratum.layers"]
@@ -185,7 +208,10 @@ fn builds_pushes_and_the_registry_agrees_with_what_it_reports() {
         &format!("oci:{}:1", layout.display()),
     ]);
     let rootfs = unpack(&layout, "1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("srv/app/greeting.txt")).unwrap(), "hi\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/app/greeting.txt")).unwrap(),
+        "hi\n"
+    );
     assert_eq!(
         std::fs::read_to_string(rootfs.join("srv/app/generated.txt")).unwrap(),
         "hello there\n"
@@ -209,8 +235,15 @@ fn an_unchanged_rebuild_runs_nothing_and_reproduces_the_image() {
     let second = f.build(&cache, &["--progress", "plain"], &ctx);
     let second_id = ok(&second).lines().next().unwrap().to_owned();
     let log = String::from_utf8_lossy(&second.stderr);
-    assert!(!log.contains("ran-the-run-step"), "the RUN did not execute again:\n{log}");
-    assert_eq!(log.matches("Using cache").count(), 4, "FROM, WORKDIR, COPY, RUN:\n{log}");
+    assert!(
+        !log.contains("ran-the-run-step"),
+        "the RUN did not execute again:\n{log}"
+    );
+    assert_eq!(
+        log.matches("Using cache").count(),
+        4,
+        "FROM, WORKDIR, COPY, RUN:\n{log}"
+    );
     assert_eq!(first_id, second_id);
 
     let third = f.build(&cache, &["--progress", "plain", "--no-cache"], &ctx);
@@ -254,13 +287,20 @@ fn reproducible_builds_are_byte_identical() {
             meta["containerimage.digest"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(ids[0], ids[1], "two cold builds in separate caches give one manifest digest");
+    assert_eq!(
+        ids[0], ids[1],
+        "two cold builds in separate caches give one manifest digest"
+    );
 }
 
 #[test]
 fn a_failing_run_names_the_line_and_the_exit_code() {
     let f = Fixture::new();
-    let ctx = f.context("fail", "FROM {BASE}\nENV X=1\n\nRUN echo about to fail && exit 3\nRUN echo never\n", &[]);
+    let ctx = f.context(
+        "fail",
+        "FROM {BASE}\nENV X=1\n\nRUN echo about to fail && exit 3\nRUN echo never\n",
+        &[],
+    );
     let out = f.build(&f.cache("fail"), &[], &ctx);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -307,12 +347,26 @@ LABEL extra=1
         &ctx,
     ));
     let rootfs = unpack(&layout, "v1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("artifact")).unwrap(), "built\n");
-    assert_eq!(std::fs::read_link(rootfs.join("link")).unwrap(), Path::new("artifact"));
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("artifact")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_link(rootfs.join("link")).unwrap(),
+        Path::new("artifact")
+    );
     let entries: Vec<_> = std::fs::read_dir(&rootfs).unwrap().collect();
-    assert_eq!(entries.len(), 2, "a scratch stage holds only what was copied");
+    assert_eq!(
+        entries.len(),
+        2,
+        "a scratch stage holds only what was copied"
+    );
 
-    let from_archive = skopeo(&["inspect", "--raw", &format!("oci-archive:{}:v1", oci_archive.display())]);
+    let from_archive = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}:v1", oci_archive.display()),
+    ]);
     let from_layout = skopeo(&["inspect", "--raw", &format!("oci:{}:v1", layout.display())]);
     assert_eq!(from_archive, from_layout);
     let docker: Value = serde_json::from_slice(&skopeo(&[
@@ -326,7 +380,11 @@ LABEL extra=1
 #[test]
 fn a_tar_context_on_stdin_builds_like_a_directory() {
     let f = Fixture::new();
-    let ctx = f.context("stdin", "FROM {BASE}\nCOPY hello.txt /hello.txt\n", &[("hello.txt", "from a tar\n")]);
+    let ctx = f.context(
+        "stdin",
+        "FROM {BASE}\nCOPY hello.txt /hello.txt\n",
+        &[("hello.txt", "from a tar\n")],
+    );
     let tarball = Command::new("tar")
         .arg("-C")
         .arg(&ctx)
@@ -339,7 +397,12 @@ fn a_tar_context_on_stdin_builds_like_a_directory() {
         .arg("build")
         .arg("--cache-dir")
         .arg(f.cache("stdin"))
-        .args(["--insecure-registry", &f.registry.host_port, "-t", "x/stdin:1"])
+        .args([
+            "--insecure-registry",
+            &f.registry.host_port,
+            "-t",
+            "x/stdin:1",
+        ])
         .arg("--output")
         .arg(format!("type=oci,dest={}", layout.display()))
         .arg("-")
@@ -352,5 +415,240 @@ fn a_tar_context_on_stdin_builds_like_a_directory() {
     child.stdin.take().unwrap().write_all(&tarball).unwrap();
     ok(&child.wait_with_output().unwrap());
     let rootfs = unpack(&layout, "1", f.dir.path());
-    assert_eq!(std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(), "from a tar\n");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(),
+        "from a tar\n"
+    );
+}
+
+/// Runs `stratum pod-build` with an inline-source request and returns the parsed result.
+fn pod_build(f: &Fixture, dockerfile: &str, tag: &str) -> (bool, stratum_crds::BuildResult) {
+    let request = serde_json::json!({
+        "v": 1,
+        "build": {"namespace": "default", "name": "demo", "generation": 1, "attempt": 1},
+        "source": {"inline": {"dockerfile": dockerfile.replace("{BASE}", &f.base())}},
+        "dockerfile": "Dockerfile",
+        "output": {
+            "image": format!("{}/pods/demo:{tag}", f.registry.host_port),
+            "additionalTags": ["latest"],
+            "insecure": true
+        },
+        "timeoutSeconds": 600
+    });
+    let log = f.dir.path().join(format!("termination-{tag}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("pod-build")
+        .arg("--cache-dir")
+        .arg(f.cache(tag))
+        .arg("--termination-log")
+        .arg(&log)
+        .env("STRATUM_BUILD_REQUEST", request.to_string())
+        .output()
+        .unwrap();
+    let message = std::fs::read_to_string(&log).expect("a result is always written");
+    let result = stratum_crds::parse_termination_message(&message).expect("a valid result");
+    (out.status.success(), result)
+}
+
+#[test]
+fn pod_build_pushes_and_reports_what_the_registry_holds() {
+    let f = Fixture::new();
+    let (ok, result) = pod_build(&f, "FROM {BASE}\nRUN echo built > /built\n", "v1");
+    assert!(ok);
+    let stratum_crds::contract::Outcome::Pushed(pushed) = &result.outcome else {
+        panic!("expected a pushed image, got {result:?}");
+    };
+    for tag in ["v1", "latest"] {
+        let raw = skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}/pods/demo:{tag}", f.registry.host_port),
+        ]);
+        assert_eq!(
+            Digest::of(&raw).to_string(),
+            pushed.manifest_digest,
+            "{tag}"
+        );
+    }
+    assert_eq!(result.steps.len(), 2, "FROM and RUN");
+}
+
+#[test]
+fn pod_build_reports_a_failing_run_with_its_line_and_exit_code() {
+    let f = Fixture::new();
+    let (ok, result) = pod_build(&f, "FROM {BASE}\n\nRUN exit 7\n", "fail");
+    assert!(!ok);
+    let stratum_crds::contract::Outcome::Failed(failure) = &result.outcome else {
+        panic!("expected a failure, got {result:?}");
+    };
+    assert_eq!(
+        failure.reason,
+        stratum_crds::contract::FailureReason::StepFailed
+    );
+    assert_eq!((failure.line, failure.exit_code), (Some(3), Some(7)));
+    assert!(
+        failure.message.contains("returned a non-zero code: 7"),
+        "{}",
+        failure.message
+    );
+}
+
+/// Serves `dir` over HTTP on a loopback port (python3's http.server); killed on drop.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "-d",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, port };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("http.server did not start");
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_url_downloads_checks_the_checksum_and_never_extracts() {
+    let f = Fixture::new();
+    let served = f.dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("notes.txt"), "remote notes\n").unwrap();
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&served)
+        .args(["-czf", "-", "notes.txt"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::fs::write(served.join("bundle.tar.gz"), &tar).unwrap();
+    let server = FileServer::start(&served);
+    let sum = Digest::of(b"remote notes\n");
+    let url = format!("http://127.0.0.1:{}", server.port);
+
+    let dockerfile = format!(
+        "FROM {{BASE}}\nADD --checksum={sum} {url}/notes.txt /dl/\nADD {url}/bundle.tar.gz /dl/\n"
+    );
+    let ctx = f.context("add-url", &dockerfile, &[]);
+    let layout = f.dir.path().join("add-url-layout");
+    ok(&f.build(
+        &f.cache("add-url"),
+        &[
+            "-t",
+            "x/add:1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &ctx,
+    ));
+    let rootfs = unpack(&layout, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("dl/notes.txt")).unwrap(),
+        "remote notes\n"
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join("dl/bundle.tar.gz")).unwrap(),
+        tar,
+        "a remote archive is copied as is, not extracted (moby #33849)"
+    );
+
+    let wrong = Digest::of(b"something else");
+    let bad = f.context(
+        "add-url-bad",
+        &format!("FROM {{BASE}}\nADD --checksum={wrong} {url}/notes.txt /dl/\n"),
+        &[],
+    );
+    let out = f.build(&f.cache("add-url-bad"), &[], &bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile:2") && err.contains("checksum mismatch"),
+        "{err}"
+    );
+}
+
+#[test]
+fn onbuild_triggers_run_when_a_child_image_builds_from_it() {
+    let f = Fixture::new();
+    let parent_tag = format!("{}/onbuild/parent:1", f.registry.host_port);
+    let parent = f.context(
+        "onbuild-parent",
+        "FROM {BASE}\nONBUILD RUN echo triggered > /onbuild-ran\nONBUILD COPY marker.txt /marker.txt\n",
+        &[],
+    );
+    ok(&f.build(&f.cache("onbuild"), &["--push", "-t", &parent_tag], &parent));
+
+    let child = f.dir.path().join("onbuild-child");
+    std::fs::create_dir_all(&child).unwrap();
+    std::fs::write(
+        child.join("Dockerfile"),
+        format!("FROM {parent_tag}\nRUN cat /onbuild-ran\n"),
+    )
+    .unwrap();
+    std::fs::write(child.join("marker.txt"), "from the child's context\n").unwrap();
+    let layout = f.dir.path().join("onbuild-layout");
+    let out = f.build(
+        &f.cache("onbuild"),
+        &[
+            "-t",
+            "x/child:1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &child,
+    );
+    ok(&out);
+    let rootfs = unpack(&layout, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("onbuild-ran")).unwrap(),
+        "triggered\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("marker.txt")).unwrap(),
+        "from the child's context\n"
+    );
+    let config: Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}:1", layout.display()),
+    ]))
+    .unwrap();
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are consumed, not inherited: {}",
+        config["config"]
+    );
 }

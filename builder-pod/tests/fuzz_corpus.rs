@@ -90,3 +90,12 @@ fn expand_word_corpus_expands_or_fails_cleanly() {
         }
     }
 }
+
+/// Found by this corpus (fuzz/corpus/parse_dockerfile/arg-alone) before fuzzing began: a
+/// Dockerfile of ARGs only parsed, and `plan` computed `stages.len() - 1` on zero stages.
+#[test]
+fn regression_arg_only_dockerfile_is_an_error_not_a_panic() {
+    let dockerfile = parse("ARG V=1\n", "Dockerfile").expect("ARGs alone parse");
+    let err = plan(&dockerfile, &BuildOptions::default()).expect_err("no stage to build");
+    assert!(err.to_string().to_lowercase().contains("from"), "{err}");
+}

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use stratum_builder::layer::writer::Compression;
 use stratum_builder::layer::{
-    Change, ChangeKind, DiffError, LayerBlob, WriteOptions, diff_upper, write_layer,
+    ApplyMode, ApplyOptions, Change, ChangeKind, DiffError, LayerBlob, WriteOptions, apply_layer,
+    diff_upper, write_layer,
 };
 
 use apply::Member;
@@ -68,7 +69,17 @@ fn run_step(
     options: &str,
     step: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Run> {
-    let mut stack = Stack::new(2)?;
+    run_step_on(2, setup, options, step)
+}
+
+/// `run_step` on a stack of `layers` lower dirs.
+fn run_step_on(
+    layers: usize,
+    setup: impl FnOnce(&Stack) -> Result<()>,
+    options: &str,
+    step: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Run> {
+    let mut stack = Stack::new(layers)?;
     setup(&stack)?;
     let flat = stack.tmp.path().join("flat");
     stack.flatten_lowers(&flat)?;
@@ -130,8 +141,9 @@ impl Run {
         Ok(Layer { blob, tar, members })
     }
 
-    /// Writes the layer with every codec (one diffID), applies it with every applier onto a copy
-    /// of the flattened lowers, and compares each result with the merged view.
+    /// Writes the layer with every codec (one diffID), applies it with every applier (GNU tar and
+    /// Stratum's own `apply_layer`) onto a copy of the flattened lowers, and compares each result
+    /// with the merged view.
     fn conform(&self, what: &str) -> Result<Layer> {
         let layer = self.write(&opts(Compression::None, None), "plain")?;
         for (tag, compression) in [
@@ -152,7 +164,45 @@ impl Run {
             &snapshot::take(&applied)?,
             &format!("{what}, GNU tar"),
         )?;
+        let applied = self.stack.tmp.path().join("applied-stratum");
+        overlay::copy_tree(&self.flat, &applied)?;
+        let stats = apply_layer(
+            File::open(&layer.tar)?,
+            &applied,
+            &ApplyOptions::new(ApplyMode::Flatten),
+        )?;
+        ensure!(
+            stats.entries == layer.members.len() as u64 && stats.entries == layer.blob.entries,
+            "apply_layer applied {} entries of {}",
+            stats.entries,
+            layer.members.len()
+        );
+        snapshot::assert_same(
+            &self.merged,
+            &snapshot::take(&applied)?,
+            &format!("{what}, stratum apply_layer"),
+        )?;
+        self.conform_as_overlay_lower(&layer, what)?;
         Ok(layer)
+    }
+}
+
+impl Run {
+    /// The executor's own path: the layer unpacked into its own directory in overlay encoding
+    /// (`ApplyMode::OverlayLayer`: whiteouts as char 0/0, opaque dirs as xattrs) and stacked on
+    /// the lowers must show exactly the merged view.
+    fn conform_as_overlay_lower(&self, layer: &Layer, what: &str) -> Result<()> {
+        let unpacked = self.stack.tmp.path().join("layer-as-lower");
+        std::fs::create_dir_all(&unpacked)?;
+        apply_layer(
+            File::open(&layer.tar)?,
+            &unpacked,
+            &ApplyOptions::new(ApplyMode::OverlayLayer),
+        )?;
+        let seen = self.stack.with_view(Some(&unpacked), snapshot::take)?;
+        snapshot::assert_same(&self.merged, &seen, &format!("{what}, as an overlay lower"))?;
+        std::fs::remove_dir_all(&unpacked)?;
+        Ok(())
     }
 }
 
@@ -204,6 +254,10 @@ fn scripted_step_conforms() -> Result<()> {
             == Some(trees::CAP_NET_RAW.to_vec())
     );
     ensure!(xattr("usr/lib/libx.so.1", "SCHILY.xattr.user.comment") == Some(b"a library".to_vec()));
+    ensure!(
+        xattr("usr/bin/nl-cap-copy", "SCHILY.xattr.security.capability")
+            == Some(trees::CAP_WITH_NEWLINE.to_vec())
+    );
     // chown(2) drops file capabilities; the layer must not bring them back.
     ensure!(xattr("usr/bin/ping", "SCHILY.xattr.security.capability").is_none());
     Ok(())

@@ -22,6 +22,7 @@ mod finish;
 pub mod metadata;
 mod mount;
 pub mod progress;
+pub mod progress_live;
 mod steps;
 
 use std::collections::BTreeMap;

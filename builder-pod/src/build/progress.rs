@@ -58,6 +58,10 @@ pub enum Event<'a> {
     Pushed {
         reference: &'a str,
         digest: &'a str,
+        /// Blobs sent, and their bytes; the rest were already there or mounted.
+        blobs_uploaded: usize,
+        bytes_uploaded: u64,
+        blobs_skipped: usize,
     },
     Finished {
         image_id: &'a str,
@@ -170,7 +174,16 @@ pub fn render_plain(event: &Event<'_>) -> Option<String> {
         }
         Event::Warning { message } => format!("WARNING: {message}"),
         Event::Pushing { reference } => format!("Pushing {reference}"),
-        Event::Pushed { reference, digest } => format!("Pushed {reference}@{digest}"),
+        Event::Pushed {
+            reference,
+            digest,
+            blobs_uploaded,
+            bytes_uploaded,
+            blobs_skipped,
+        } => format!(
+            "Pushed {reference}@{digest} ({blobs_uploaded} blobs uploaded, {bytes_uploaded} bytes; \
+             {blobs_skipped} already there)"
+        ),
         Event::Finished {
             image_id,
             digest,
@@ -192,53 +205,16 @@ fn format_duration(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-/// RFC 3339 UTC with milliseconds, computed without a time zone database.
+pub use crate::timefmt::rfc3339;
+
+/// RFC 3339 UTC with milliseconds, for timestamped lines.
 pub fn timestamp(t: SystemTime) -> String {
-    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let (date, secs_of_day) = civil_from_unix(since.as_secs() as i64);
-    format!(
-        "{date}T{:02}:{:02}:{:02}.{:03}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60,
-        since.subsec_millis()
-    )
-}
-
-/// RFC 3339 (seconds precision) for a Unix time: the `created` fields of config and history.
-pub fn rfc3339(unix: i64) -> String {
-    let (date, s) = civil_from_unix(unix);
-    format!("{date}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// Days since the epoch → `YYYY-MM-DD` (Howard Hinnant's `civil_from_days`), plus the seconds
-/// into that day.
-fn civil_from_unix(unix: i64) -> (String, i64) {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), secs)
+    crate::timefmt::rfc3339_millis(t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
-    }
 
     #[test]
     fn plain_lines_read_like_docker_build() {

@@ -519,8 +519,20 @@ fn copy(
         .map_err(|e| ctx.fail(keyword, e.to_string()))?;
     for (source, kind) in archives {
         let archive = work.source.context().dir().join(&source.path);
-        extract(merged, &archive, kind, &work.dest, &options)
-            .map_err(|e| ctx.fail(keyword, format!("{}: {e}", source.requested)))?;
+        let failed = |e: String| ctx.fail(keyword, format!("{}: {e}", source.requested));
+        if options.chown.is_none() {
+            extract(merged, &archive, kind, &work.dest, &options).map_err(failed)?;
+            continue;
+        }
+        // ADD --chown owns every extracted entry (BuildKit testDockerfileAddChownArchive): unpack
+        // beside the build, then copy the tree in with the copier, which applies the owner.
+        let scratch = ctx.exec.store().scratch_dir("add-archive")?;
+        extract(scratch.path(), &archive, kind, "/", &options).map_err(failed)?;
+        let unpacked = LocalContext::open_stage_root(scratch.path())
+            .and_then(|c| c.resolve_sources(&["/".to_owned()]))
+            .map_err(|e| failed(e.to_string()))?;
+        let dest = format!("{}/", work.dest.trim_end_matches('/'));
+        copy_into(merged, &unpacked, &dest, &options).map_err(|e| failed(e.to_string()))?;
     }
     Ok(())
 }
@@ -583,23 +595,28 @@ fn workdir(
 }
 
 /// `--chown=user[:group]` with names from the image's own /etc/passwd and /etc/group (parsed as
-/// data, never through NSS: threats-and-faults §2.1 #15). Docker: a user without a group uses
-/// the same number as the gid.
+/// data, never through NSS: threats-and-faults §2.1 #15). Without a group, BuildKit uses the
+/// user's primary group when /etc/passwd knows the user, and the uid's number otherwise (the
+/// Dockerfile reference's "same numeric UID as the GID").
 fn chown_ids(root: &Path, spec: &str) -> Result<(u32, u32), String> {
     let (passwd, group) = read_user_db(root);
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let uid = match user.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => {
-            sandbox::resolve_user(user, &passwd, &group)
-                .map_err(|e| e.to_string())?
-                .uid
-        }
+    let known = sandbox::resolve_user(user, &passwd, &group);
+    let uid = match (user.parse::<u32>(), &known) {
+        (Ok(uid), _) => uid,
+        (Err(_), Ok(resolved)) => resolved.uid,
+        (Err(_), Err(e)) => return Err(e.to_string()),
+    };
+    let in_passwd = |uid: u32| {
+        passwd
+            .lines()
+            .any(|l| l.split(':').nth(2).and_then(|u| u.trim().parse().ok()) == Some(uid))
     };
     let gid = match grp {
+        None if in_passwd(uid) => known.map_err(|e| e.to_string())?.gid,
         None => uid,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
@@ -739,8 +756,11 @@ fn run_env(
         .collect()
 }
 
+/// The name a source has in the filesystem COPY reads: a URL's download is named after its last
+/// path segment (see `add_root`), a heredoc after its delimiter.
 fn source_name(source: &PlannedSource) -> String {
     match source {
+        PlannedSource::Path(p) if is_url(p) => url_file_name(p).unwrap_or_else(|| p.clone()),
         PlannedSource::Path(p) => p.clone(),
         PlannedSource::Heredoc { name, .. } => name.clone(),
     }

@@ -399,35 +399,17 @@ fn big_dockerfile(lines: usize) -> String {
     s
 }
 
-/// Parsing a 5,000-line Dockerfile takes under 20 ms (optimised build; the debug build of
-/// this test allows 10x, it guards against quadratic behaviour, not against a slow CI box).
+/// A 5,000-line Dockerfile with 100+ stages parses and plans. How fast is measured by the
+/// `dockerfile_parse` benchmark (docs/arch/dockerfile-fuzz-bench.md), not asserted here: timed
+/// assertions fail on a loaded machine and prove nothing on a fast one.
 #[test]
-fn five_thousand_lines_parse_fast() {
+fn five_thousand_lines_parse_and_plan() {
     let source = big_dockerfile(5_000);
     assert!(source.lines().count() >= 5_000);
-    let budget = if cfg!(debug_assertions) {
-        Duration::from_millis(200)
-    } else {
-        Duration::from_millis(20)
-    };
-    let mut best = Duration::MAX;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let df = parse(&source, "Dockerfile").expect("parses");
-        best = best.min(started.elapsed());
-        assert!(df.stages.len() > 100);
-    }
-    assert!(best < budget, "parsing 5,000 lines took {best:?}");
-    // Planning the whole file (every stage is needed by the last) stays linear too.
     let df = parse(&source, "Dockerfile").expect("parses");
-    let started = Instant::now();
+    assert!(df.stages.len() > 100);
     let planned = plan(&df, &opts(&[])).expect("plans");
     assert!(!planned.stages.is_empty());
-    assert!(
-        started.elapsed() < budget * 5,
-        "planning took {:?}",
-        started.elapsed()
-    );
 }
 
 #[test]

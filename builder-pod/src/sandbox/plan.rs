@@ -363,7 +363,17 @@ pub(crate) fn build_plan(input: PlanInput<'_>) -> Result<ChildPlan, SandboxError
     steps.push(Step::FindProgram {
         search_path: cstr(input.search_path)?,
     });
-    steps.push(Step::SetGroups(input.user.additional_gids.clone()));
+    // runc (Docker, BuildKit, Buildah) always lists the primary gid among the supplementary
+    // groups, so `id` in a step shows `groups=<gid>,…`.
+    let mut groups = vec![input.user.gid];
+    groups.extend(
+        input
+            .user
+            .additional_gids
+            .iter()
+            .filter(|g| **g != input.user.gid),
+    );
+    steps.push(Step::SetGroups(groups));
     steps.push(Step::SetGid(input.user.gid));
     steps.push(Step::SetUid(input.user.uid));
     steps.push(Step::Umask(0o022));

@@ -116,7 +116,7 @@ fn steps_happen_in_the_documented_order() {
         "drop capabilities",
         "enter WORKDIR /work",
         "find the program",
-        "set supplementary groups [10, 50]",
+        "set supplementary groups [100, 10, 50]",
         "set gid 100",
         "set uid 1000",
         "set umask 0022",

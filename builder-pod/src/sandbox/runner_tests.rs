@@ -121,7 +121,7 @@ fn parent_and_child_calls_interleave_in_order_and_stubs_are_gone_after() {
         "chdir /work".to_owned(),
         "getcwd".to_owned(),
         "verify_exec_chain /bin/sh".to_owned(),
-        "setgroups [10]".to_owned(),
+        "setgroups [1000, 10]".to_owned(),
         "setresgid 1000".to_owned(),
         "setresuid 1000".to_owned(),
         "umask 0022".to_owned(),

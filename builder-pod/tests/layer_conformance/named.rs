@@ -290,3 +290,58 @@ fn change_kinds_on_a_real_overlay() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_second_step_diffs_against_the_unpacked_first_layer() -> Result<()> {
+    // Two RUN steps in a row, as the executor runs them: the first layer is unpacked into its
+    // own lower dir by `apply_layer` (overlay encoding: 0/0 whiteouts, opaque xattrs), and the
+    // second step's diff resolves paths through it (lower.rs) — whiteouts only for what that
+    // stack still shows, no whiteout for re-creating what the first layer deleted.
+    let first = run_step(
+        standard_lowers,
+        EXECUTOR_OPTIONS,
+        script(trees::MAIN_SCRIPT),
+    )?;
+    let first_layer = first.write(&opts(Compression::None, None), "first")?;
+    let second_step = "rm -rf x && echo back > a1/again && echo again > etc/to-delete \
+                       && rm etc/newfile && rm -rf ren2 && mv brand brand2 \
+                       && echo file > gone-dir && rm -rf opq && rm usr/share/doc/pair-b";
+    let run = run_step_on(
+        3,
+        |stack| {
+            standard_lowers(stack)?;
+            apply_layer(
+                File::open(&first_layer.tar)?,
+                &stack.lowers[2],
+                &ApplyOptions::new(ApplyMode::OverlayLayer),
+            )?;
+            Ok(())
+        },
+        EXECUTOR_OPTIONS,
+        |m| sh(m, second_step),
+    )?;
+    let layer = run.conform(second_step)?;
+    for expected in [
+        ".wh.x",
+        "a1/again",
+        "etc/to-delete",
+        "etc/.wh.newfile",
+        ".wh.ren2",
+        ".wh.brand",
+        "gone-dir",
+        ".wh.opq",
+    ] {
+        ensure!(
+            layer.has(expected),
+            "{expected} missing from {:?}",
+            layer.names()
+        );
+    }
+    // Deleted by the first layer, so re-creating it needs no whiteout; nothing hides a1 now.
+    ensure!(
+        !layer.has("etc/.wh.to-delete") && !layer.has("a1/.wh..wh..opq"),
+        "{:?}",
+        layer.names()
+    );
+    Ok(())
+}

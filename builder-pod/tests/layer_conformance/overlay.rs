@@ -83,9 +83,10 @@ impl Stack {
     }
 
     pub fn unmount(&mut self) -> Result<()> {
-        while let Some(target) = self.mounted.pop() {
-            umount2(&target, MntFlags::empty())
-                .with_context(|| format!("umount {}", target.display()))?;
+        // Popped only once unmounted, so a failure leaves it to `Drop`'s lazy detach.
+        while let Some(target) = self.mounted.last() {
+            unmount(target)?;
+            self.mounted.pop();
         }
         Ok(())
     }
@@ -93,16 +94,67 @@ impl Stack {
     /// The lower stack as one plain directory: what the merged view showed before the step.
     /// Copied out of a read-only overlay of the lowers with `cp -a` (hardlinks, owners, modes,
     /// xattrs; overlay hides its own `trusted.overlay.*` from the copy).
-    pub fn flatten_lowers(&mut self, dest: &Path) -> Result<()> {
-        let view = self.tmp.path().join("lower-view");
-        std::fs::create_dir_all(&view)?;
+    pub fn flatten_lowers(&self, dest: &Path) -> Result<()> {
+        self.with_view(None, |view| copy_tree(view, dest))
+    }
+
+    /// Runs `f` on a read-only overlay of the lowers, with `top` (an unpacked layer in overlay
+    /// encoding) stacked above them when given.
+    pub fn with_view<T>(
+        &self,
+        top: Option<&Path>,
+        f: impl FnOnce(&Path) -> Result<T>,
+    ) -> Result<T> {
+        let view = tempfile::Builder::new()
+            .prefix("view")
+            .tempdir_in(self.tmp.path())?;
+        let mut lowers: Vec<String> = self
+            .lowers_top_first()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        if let Some(top) = top {
+            lowers.insert(0, top.display().to_string());
+        }
         // No upperdir: overlayfs mounts the lowers read-only.
-        let data = self.lowerdir();
-        self.mount_at(&view, &data)?;
-        let copied = copy_tree(&view, dest);
-        let target = self.mounted.pop().expect("just mounted");
-        umount2(&target, MntFlags::empty())?;
-        copied
+        let data = format!("lowerdir={}", lowers.join(":"));
+        mount(
+            Some("overlay"),
+            view.path(),
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .with_context(|| format!("mount -t overlay -o {data}"))?;
+        let guard = Unmount(view.path().to_path_buf());
+        let result = f(view.path());
+        std::mem::forget(guard);
+        unmount(view.path())?;
+        result
+    }
+}
+
+/// Unmounts `target`, retrying while it is busy: the tests run in parallel threads of one
+/// process, and a child another test forks holds copies of this process's open descriptors
+/// (some under this mount) until it execs.
+fn unmount(target: &Path) -> Result<()> {
+    for _ in 0..100 {
+        match umount2(target, MntFlags::empty()) {
+            Err(nix::errno::Errno::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.with_context(|| format!("umount {}", target.display())),
+        }
+    }
+    bail!("umount {}: still busy after 2 s", target.display())
+}
+
+/// Detaches a mount if the code using it panics.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = umount2(&self.0, MntFlags::MNT_DETACH);
     }
 }
 

@@ -20,6 +20,12 @@ pub const CAP_NET_RAW: [u8; 20] = [
     0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
 
+/// cap_dac_override + cap_fowner: the permitted mask's first byte is 0x0a, a newline inside a
+/// PAX record value (readers that split records on '\n' break on it).
+pub const CAP_WITH_NEWLINE: [u8; 20] = [
+    0, 0, 0, 2, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
 fn write(root: &Path, rel: &str, content: &[u8]) -> Result<PathBuf> {
     let path = root.join(rel);
     if let Some(parent) = path.parent() {
@@ -87,6 +93,8 @@ pub fn base_lower(root: &Path) -> Result<()> {
     chmod(&su, 0o4755)?;
     let ping = write(root, "usr/bin/ping", b"\x7fELF ping")?;
     xattr::set(&ping, "security.capability", &CAP_NET_RAW)?;
+    let nl_cap = write(root, "usr/bin/nl-cap", b"\x7fELF nl")?;
+    xattr::set(&nl_cap, "security.capability", &CAP_WITH_NEWLINE)?;
     let lib = write(root, "usr/lib/libx.so.1", &vec![0x5a; 70_000])?;
     xattr::set(&lib, "user.comment", b"a library")?;
     symlink("libx.so.1", root.join("usr/lib/libx.so"))?;
@@ -190,6 +198,7 @@ mkfifo brand/fifo
 touch deep/deep/deep/new-leaf
 chmod 4711 usr/bin/su
 cp -a usr/bin/ping usr/bin/ping-copy
+cp -a usr/bin/nl-cap usr/bin/nl-cap-copy
 chown 1000 usr/bin/ping
 touch usr/lib/libx.so.1
 echo "$(printf 'n%.0s' $(seq 1 200))" > "brand/$(printf 'L%.0s' $(seq 1 200))"

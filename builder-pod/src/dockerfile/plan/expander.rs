@@ -47,7 +47,7 @@ impl<'a> Expander<'a> {
     pub fn new(escape: char, file: &'a str, limits: &'a Limits) -> Self {
         Self {
             lex: ShellLex::new(escape),
-            heredoc_lex: ShellLex::new('\\'),
+            heredoc_lex: ShellLex::new('\\').skip_process_quotes(true),
             file,
             limits,
             total: 0,

@@ -7,6 +7,7 @@
 //! carries over; suffix removal reverses both pattern and value exactly as Go does, and `//`
 //! reproduces Go's `ReplaceAllString`, including its `$0`/`$$` template expansion.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use regex::{Regex, RegexBuilder};
@@ -30,9 +31,9 @@ pub(super) enum ReplaceError {
 /// `${V#pat}` (`greedy`: `##`): drop the shortest (longest) prefix matching `pat`.
 pub(super) fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, String> {
     check_work(pattern, value)?;
-    let re = to_regex(pattern, greedy, true)?;
-    Ok(match re.find(value) {
-        Some(found) => value[found.end()..].to_owned(),
+    let matcher = to_regex(pattern, greedy, true)?;
+    Ok(match matcher.find_at(value, 0) {
+        Some((_, end)) => value[end..].to_owned(),
         None => value.to_owned(),
     })
 }
@@ -56,18 +57,18 @@ pub(super) fn replace(
     limit: usize,
 ) -> Result<String, ReplaceError> {
     check_work(pattern, value).map_err(ReplaceError::Pattern)?;
-    let re = to_regex(pattern, true, false).map_err(ReplaceError::Pattern)?;
+    let matcher = to_regex(pattern, true, false).map_err(ReplaceError::Pattern)?;
     let mut out = String::new();
     if !all {
-        match re.find(value) {
-            Some(found) => {
-                let len = value.len() - found.len() + replacement.len();
+        match matcher.find_at(value, 0) {
+            Some((start, end)) => {
+                let len = value.len() - (end - start) + replacement.len();
                 if len > limit {
                     return Err(ReplaceError::TooLong);
                 }
-                out.push_str(&value[..found.start()]);
+                out.push_str(&value[..start]);
                 out.push_str(replacement);
-                out.push_str(&value[found.end()..]);
+                out.push_str(&value[end..]);
             }
             None => out.push_str(value),
         }
@@ -82,24 +83,24 @@ pub(super) fn replace(
     let mut last_end = 0;
     let mut search = 0;
     while search <= value.len() {
-        let Some(found) = re.find_at(value, search) else {
+        let Some((start, end)) = matcher.find_at(value, search) else {
             break;
         };
-        out.push_str(&value[last_end..found.start()]);
-        if found.end() > last_end || found.start() == 0 {
-            expand_template(&mut out, replacement, found.as_str());
+        out.push_str(&value[last_end..start]);
+        if end > last_end || start == 0 {
+            expand_template(&mut out, replacement, &value[start..end]);
         }
         if out.len() > limit {
             return Err(ReplaceError::TooLong);
         }
-        last_end = found.end();
+        last_end = end;
         let width = value[search..].chars().next().map_or(0, char::len_utf8);
-        if search + width > found.end() {
+        if search + width > end {
             search += width;
-        } else if search + 1 > found.end() {
+        } else if search + 1 > end {
             search += 1;
         } else {
-            search = found.end();
+            search = end;
         }
     }
     out.push_str(&value[last_end..]);
@@ -121,11 +122,52 @@ fn check_work(pattern: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A compiled shell pattern. Patterns without `*` or `?` (`${V#v}`, `${V/arm64/aarch64}`) are
+/// plain substring searches; compiling a regex for them costs more than the rest of planning.
+enum Matcher {
+    Literal { text: String, anchored: bool },
+    Regex(Regex),
+}
+
+impl Matcher {
+    /// The leftmost-first match starting at or after byte `start` (an anchored matcher only
+    /// matches at 0, like `^` with Go's and the regex crate's `find_at`).
+    fn find_at(&self, haystack: &str, start: usize) -> Option<(usize, usize)> {
+        match self {
+            Matcher::Literal {
+                text,
+                anchored: true,
+            } => (start == 0 && haystack.starts_with(text.as_str())).then_some((0, text.len())),
+            Matcher::Literal {
+                text,
+                anchored: false,
+            } => haystack[start..]
+                .find(text.as_str())
+                .map(|at| (start + at, start + at + text.len())),
+            Matcher::Regex(re) => re.find_at(haystack, start).map(|m| (m.start(), m.end())),
+        }
+    }
+}
+
 /// convertShellPatternToRegex. The escape inside a pattern is always `\`, whatever the
 /// Dockerfile's escape directive says, and only `\*`, `\?`, `\\` are valid; `\}` and `\/`
 /// lose their backslash (they were only escaped to get past the `${...}` parser).
-fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String> {
+fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Matcher, String> {
+    match translate(pattern, greedy, anchored)? {
+        (_, Some(text)) => Ok(Matcher::Literal { text, anchored }),
+        (src, None) => cached_regex(&src).map(Matcher::Regex),
+    }
+}
+
+/// The regex source for `pattern`, and the literal text when it has no wildcard.
+fn translate(
+    pattern: &str,
+    greedy: bool,
+    anchored: bool,
+) -> Result<(String, Option<String>), String> {
     let mut src = String::with_capacity(pattern.len() + 8);
+    let mut literal = String::with_capacity(pattern.len());
+    let mut wildcards = false;
     if anchored {
         src.push('^');
     }
@@ -138,8 +180,14 @@ fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String
         .peekable();
     while let Some(tok) = chars.next() {
         match tok {
-            '*' => src.push_str(star),
-            '?' => src.push('.'),
+            '*' => {
+                wildcards = true;
+                src.push_str(star);
+            }
+            '?' => {
+                wildcards = true;
+                src.push('.');
+            }
             '\\' => {
                 if matches!(chars.peek(), Some('}' | '/')) {
                     continue;
@@ -148,6 +196,7 @@ fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String
                     Some(escaped @ ('*' | '?' | '\\')) => {
                         src.push('\\');
                         src.push(escaped);
+                        literal.push(escaped);
                     }
                     other => {
                         return Err(format!(
@@ -157,18 +206,49 @@ fn to_regex(pattern: &str, greedy: bool, anchored: bool) -> Result<Regex, String
                     }
                 }
             }
-            literal => push_literal(&mut src, literal),
+            other => {
+                push_literal(&mut src, other);
+                literal.push(other);
+            }
         }
     }
-    RegexBuilder::new(&src)
+    Ok((src, (!wildcards).then_some(literal)))
+}
+
+/// Compiled regexes of recent short patterns, per thread: a Dockerfile with many stages
+/// repeats the same `${URL##*/}` in each of them.
+fn cached_regex(src: &str) -> Result<Regex, String> {
+    const ENTRIES: usize = 32;
+    const MAX_CACHED_SOURCE: usize = 256;
+    thread_local! {
+        static CACHE: RefCell<Vec<(String, Regex)>> = const { RefCell::new(Vec::new()) };
+    }
+    if let Some(hit) = CACHE.with_borrow(|cache| {
+        cache
+            .iter()
+            .find(|(cached, _)| cached == src)
+            .map(|(_, re)| re.clone())
+    }) {
+        return Ok(hit);
+    }
+    let re = RegexBuilder::new(src)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
         .map_err(|err| match err {
             regex::Error::CompiledTooBig(_) => {
-                format!("the pattern is too large ({} bytes)", pattern.len())
+                format!("the pattern is too large ({} bytes)", src.len())
             }
             other => other.to_string(),
-        })
+        })?;
+    if src.len() <= MAX_CACHED_SOURCE {
+        CACHE.with_borrow_mut(|cache| {
+            if cache.len() == ENTRIES {
+                cache.remove(0);
+            }
+            cache.push((src.to_owned(), re.clone()));
+        });
+    }
+    Ok(re)
 }
 
 fn push_literal(src: &mut String, literal: char) {
@@ -287,14 +367,49 @@ mod tests {
 
     #[test]
     fn shell_patterns_translate_like_buildkit() {
-        // TestConvertShellPatternToRegex: these are matched literally.
-        let re = to_regex(r"(()[]{\}^$.\*\?|\\", true, true).expect("valid pattern");
-        assert!(re.is_match(r"(()[]{}^$.*?|\"));
+        // TestConvertShellPatternToRegex: these are matched literally, with and without a
+        // trailing wildcard (the literal fast path and the regex).
+        let literal = to_regex(r"(()[]{\}^$.\*\?|\\", true, true).expect("valid pattern");
+        assert!(matches!(literal, Matcher::Literal { .. }));
+        let wild = to_regex(r"(()[]{\}^$.\*\?|\\*", true, true).expect("valid pattern");
+        assert!(matches!(wild, Matcher::Regex(_)));
+        for matcher in [literal, wild] {
+            assert_eq!(matcher.find_at(r"(()[]{}^$.*?|\", 0).map(|m| m.0), Some(0));
+            assert_eq!(matcher.find_at(r"x(()[]{}^$.*?|\", 0), None);
+        }
         for invalid in [r"\", r"\x", r"\\\"] {
             assert!(
                 to_regex(invalid, true, true).is_err(),
                 "{invalid:?} must be rejected"
             );
+        }
+    }
+
+    /// The literal fast path finds exactly what the regex BuildKit would compile finds.
+    #[test]
+    fn literal_fast_path_matches_the_regex() {
+        let patterns = ["", "a", "ab", "b", r"\*", "é", "a.b", "$", "\n", "aa"];
+        let haystacks = [
+            "", "a", "aab", "ba", "*a*", "éaé", "a.b axb", "$$", "x\ny", "aaaa",
+        ];
+        for pattern in patterns {
+            for anchored in [true, false] {
+                let (src, literal) = translate(pattern, true, anchored).expect("valid");
+                let literal = Matcher::Literal {
+                    text: literal.expect("no wildcard"),
+                    anchored,
+                };
+                let regex = Matcher::Regex(Regex::new(&src).expect("compiles"));
+                for haystack in haystacks {
+                    for start in (0..=haystack.len()).filter(|&i| haystack.is_char_boundary(i)) {
+                        assert_eq!(
+                            literal.find_at(haystack, start),
+                            regex.find_at(haystack, start),
+                            "{pattern:?} in {haystack:?} from {start}, anchored {anchored}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -1,0 +1,223 @@
+//! `stratum pod-build`: the builder pod's entry point. Reads the operator's `BuildRequest` from
+//! the environment, builds, pushes, and writes a `BuildResult` to the termination message —
+//! pushed or failed, always one result, so the operator never has to guess.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use stratum_builder::build::{
+    BuildError, BuildOutcome, BuildSpec, Executor, ImageFormat, NetworkMode, progress,
+};
+use stratum_builder::image::{Reference, Tag};
+use stratum_builder::layer;
+use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
+use stratum_builder::sandbox::CancelToken;
+use stratum_builder::store::Store;
+use stratum_crds::contract::{
+    BuildFailure, BuildResult, FailureReason, PushedImage, RequestSource, StepTiming,
+};
+use stratum_crds::{BuildRequest, Compression, ImageFormat as RequestFormat};
+
+use crate::build_cmd::{push_all, watch_signals};
+use crate::cli::PodBuildArgs;
+
+/// Runs the request and writes the result; the exit code says whether an image was pushed.
+pub fn run(args: &PodBuildArgs) -> Result<()> {
+    let result = match BuildRequest::from_env() {
+        Ok(request) => build(&request, &args.cache_dir),
+        Err(e) => Err(failure(
+            FailureReason::BuilderError,
+            format!("the build request: {e}"),
+        )),
+    };
+    let (result, ok) = match result {
+        Ok(result) => (result, true),
+        Err(failure) => (BuildResult::failed(failure), false),
+    };
+    let encoded = result.encode();
+    std::fs::write(&args.termination_log, &encoded).with_context(|| {
+        format!(
+            "writing the build result to {}",
+            args.termination_log.display()
+        )
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the build failed; the result is in {}",
+            args.termination_log.display()
+        ))
+    }
+}
+
+fn failure(reason: FailureReason, message: String) -> BuildFailure {
+    BuildFailure {
+        reason,
+        message,
+        step: None,
+        step_index: None,
+        line: None,
+        exit_code: None,
+    }
+}
+
+fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildFailure> {
+    let builder_error =
+        |e: &dyn std::fmt::Display| failure(FailureReason::BuilderError, e.to_string());
+    let dockerfile = match &request.source {
+        RequestSource::Inline { dockerfile } => dockerfile.clone(),
+        RequestSource::Git { url, .. } | RequestSource::Url { url, .. } => {
+            return Err(failure(
+                FailureReason::FetchFailed,
+                format!(
+                    "{url}: git and object-storage sources are not implemented in this builder yet"
+                ),
+            ));
+        }
+    };
+    let image = Reference::parse(&request.output.image)
+        .map_err(|e| failure(FailureReason::BuilderError, format!("output image: {e}")))?;
+    let mut tags = vec![image.clone()];
+    for tag in &request.output.additional_tags {
+        let tag: Tag = tag.parse().map_err(|e| {
+            failure(
+                FailureReason::BuilderError,
+                format!("additional tag {tag:?}: {e}"),
+            )
+        })?;
+        tags.push(image.with_tag(tag));
+    }
+    let store = Store::open(cache_dir).map_err(|e| builder_error(&e))?;
+    let context = store
+        .scratch_dir("inline-context")
+        .map_err(|e| builder_error(&e))?;
+
+    let credentials = match &request.output.docker_config {
+        Some(path) => Credentials::load(Path::new(path))
+            .map_err(|e| failure(FailureReason::RegistryAuthFailed, e.to_string()))?,
+        None => Credentials::anonymous(),
+    };
+    let mut insecure = std::collections::BTreeSet::new();
+    if request.output.insecure {
+        insecure.insert(image.repository().registry().to_owned());
+    }
+    let client = RegistryClient::new(
+        ClientConfig {
+            insecure_registries: insecure,
+            ..ClientConfig::default()
+        },
+        credentials,
+    )
+    .map_err(|e| builder_error(&e))?;
+    let sink: Arc<dyn progress::Progress> = Arc::new(progress::Plain::new(std::io::stderr(), true));
+    let cancel = CancelToken::new();
+    watch_signals(cancel.clone());
+    let spec = BuildSpec {
+        context_dir: context.path().to_owned(),
+        dockerfile,
+        dockerfile_name: request.dockerfile.clone(),
+        build_args: request
+            .build_args
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        target: request.target.clone(),
+        labels: request.labels.clone(),
+        no_cache: request.cache.disabled,
+        compression: match request.output.compression {
+            Compression::Gzip => layer::Compression::Gzip { level: 1 },
+            Compression::Zstd => layer::Compression::Zstd { level: 3 },
+        },
+        format: match request.output.format {
+            RequestFormat::Oci => ImageFormat::Oci,
+            RequestFormat::Docker => ImageFormat::Docker,
+        },
+        source_date_epoch: request
+            .source_date_epoch
+            .or(request.reproducible.then_some(0)),
+        network: NetworkMode::Host,
+        step_timeout: None,
+        parallelism: std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let executor = Executor::new(
+        spec,
+        store.clone(),
+        Arc::new(client.clone()),
+        sink.clone(),
+        cancel,
+    )
+    .map_err(|e| builder_error(&e))?;
+    let outcome = executor.run().map_err(|e| build_failure(&e))?;
+    push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
+    Ok(result_of(&store, &outcome))
+}
+
+fn result_of(store: &Store, outcome: &BuildOutcome) -> BuildResult {
+    let image = &outcome.image;
+    let config_size =
+        std::fs::metadata(store.blob_path(&image.config_digest)).map_or(0, |m| m.len());
+    let size = image.manifest_size + config_size + image.layers.iter().map(|l| l.size).sum::<u64>();
+    let mut result = BuildResult::pushed(PushedImage {
+        manifest_digest: image.manifest_digest.to_string(),
+        config_digest: image.config_digest.to_string(),
+        size,
+        media_type: image.manifest_media_type.clone(),
+    });
+    result.steps = outcome
+        .steps
+        .iter()
+        .map(|s| StepTiming {
+            index: u32::try_from(s.index).unwrap_or(u32::MAX),
+            cached: s.cached,
+            duration_millis: s.duration_millis,
+        })
+        .collect();
+    result
+}
+
+/// Maps a build error to the contract's reasons (and keeps the line and exit code of a RUN).
+fn build_failure(error: &BuildError) -> BuildFailure {
+    let reason = match error {
+        BuildError::Dockerfile(_) => FailureReason::DockerfileInvalid,
+        BuildError::StepFailed { .. } | BuildError::StepKilled { .. } | BuildError::Step { .. } => {
+            FailureReason::StepFailed
+        }
+        BuildError::Pull { source, .. } => match source.reason() {
+            "RegistryAuthFailed" => FailureReason::RegistryAuthFailed,
+            "RegistryError" | "LocalIOError" => FailureReason::RegistryUnavailable,
+            _ => FailureReason::PullFailed,
+        },
+        BuildError::Unpack { .. } => FailureReason::PullFailed,
+        BuildError::Cancelled => FailureReason::Timeout,
+        BuildError::Store(_) | BuildError::Io { .. } | BuildError::Other(_) => {
+            FailureReason::BuilderError
+        }
+    };
+    BuildFailure {
+        reason,
+        message: error.to_string(),
+        step: match error {
+            BuildError::StepFailed { command, .. } | BuildError::StepKilled { command, .. } => {
+                Some(format!("RUN {command}"))
+            }
+            BuildError::Step { instruction, .. } => Some(instruction.clone()),
+            _ => None,
+        },
+        step_index: None,
+        line: error.line().and_then(|l| u32::try_from(l).ok()),
+        exit_code: error.exit_code(),
+    }
+}
+
+fn push_failure(error: &anyhow::Error) -> BuildFailure {
+    let registry = error.downcast_ref::<stratum_builder::registry::RegistryError>();
+    let reason = match registry.map(|e| e.reason()) {
+        Some("RegistryAuthFailed") => FailureReason::RegistryAuthFailed,
+        Some("RegistryError") => FailureReason::RegistryUnavailable,
+        _ => FailureReason::PushFailed,
+    };
+    failure(reason, format!("pushing: {error:#}"))
+}
