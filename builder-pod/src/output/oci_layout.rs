@@ -66,6 +66,14 @@ pub fn write_oci_layout(
         if target.is_file() {
             continue; // content-addressed: same name, same bytes
         }
+        // On the store's filesystem (the default output, `<cache-dir>/images`, is inside the
+        // store) a hard link replaces reading, writing and fsyncing the whole blob again: for a
+        // 0.8 GiB layer that copy was ~0.7 s of a 12 s build (docs/performance.md). Sharing the
+        // inode is safe because blobs are immutable: written once, renamed into place, removed
+        // by unlink. Any failure (EXDEV across filesystems, no link support) falls back to a copy.
+        if fs::hard_link(store.blob_path(digest), &target).is_ok() {
+            continue;
+        }
         let mut src = store.open_blob(digest).map_err(store_err(dest))?;
         atomic_write(&target, |out| io::copy(&mut src, out).map(drop))?;
     }
@@ -221,6 +229,51 @@ mod tests {
             .unwrap();
         assert!(status.success());
         assert_eq!(fs::read(rootfs.join("hello.txt")).unwrap(), t.content);
+    }
+
+    /// (store inode, layout inode, layout link count) of every blob of `image`.
+    fn blob_inodes(store: &Store, image: &BuiltImage, dest: &Path) -> Vec<(u64, u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        image_blobs(image)
+            .map(|d| {
+                let stored = fs::metadata(store.blob_path(d)).unwrap();
+                let laid_out = fs::metadata(dest.join("blobs/sha256").join(d.hex())).unwrap();
+                (stored.ino(), laid_out.ino(), laid_out.nlink())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn layout_on_the_store_filesystem_links_blobs_instead_of_copying() {
+        let t = TestImage::new();
+        let dest = t.dir.path().join("layout");
+        write_oci_layout(&t.store, &t.image, &dest, &["v1".into()]).unwrap();
+        for (stored, laid_out, links) in blob_inodes(&t.store, &t.image, &dest) {
+            assert_eq!(stored, laid_out, "the layout blob is the store's inode");
+            assert_eq!(links, 2);
+        }
+        let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:v1", dest.display())]);
+        assert_eq!(Digest::of(&raw), t.image.manifest_digest);
+        // A blob removed from the store (prune) stays intact in the layout.
+        fs::remove_file(t.store.blob_path(&t.image.manifest_digest)).unwrap();
+        let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:v1", dest.display())]);
+        assert_eq!(Digest::of(&raw), t.image.manifest_digest);
+    }
+
+    #[test]
+    fn layout_on_another_filesystem_gets_copies() {
+        let t = TestImage::new();
+        // The store is under the temp dir (ext4 here); /dev/shm is a tmpfs: linking fails with
+        // EXDEV and the blobs are copied.
+        let other_fs = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dest = other_fs.path().join("layout");
+        write_oci_layout(&t.store, &t.image, &dest, &["v1".into()]).unwrap();
+        for (stored, laid_out, links) in blob_inodes(&t.store, &t.image, &dest) {
+            assert_ne!(stored, laid_out);
+            assert_eq!(links, 1);
+        }
+        let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:v1", dest.display())]);
+        assert_eq!(Digest::of(&raw), t.image.manifest_digest);
     }
 
     #[test]
