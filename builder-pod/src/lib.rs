@@ -13,5 +13,6 @@ pub mod layer;
 pub mod output;
 pub mod registry;
 pub mod sandbox;
+pub mod source;
 pub mod store;
 pub mod timefmt;
