@@ -135,14 +135,8 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         Err(_) if args.reproducible => Some(0),
         Err(_) => None,
     };
-    let labels: BTreeMap<String, String> = args
-        .labels
-        .iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => bail!("--label {l:?}: expected KEY=VALUE"),
-        })
-        .collect::<Result<_>>()?;
+    let labels = key_values("--label", &args.labels)?;
+    let annotations = key_values("--annotation", &args.annotations)?;
     let spec = BuildSpec {
         context_dir,
         dockerfile,
@@ -152,6 +146,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         build_args: crate::parse_build_args(&args.build_args, |k| std::env::var(k).ok())?,
         target: args.target.clone(),
         labels,
+        annotations,
         no_cache: args.no_cache,
         compression: match args.compression {
             Compression::Gzip => layer::Compression::Gzip { level: 1 },
@@ -412,4 +407,16 @@ mod tests {
             assert_eq!(parse_output(text).ok(), expected, "{text}");
         }
     }
+}
+
+/// `KEY=VALUE` flags (`--label`, `--annotation`) as a map; a later duplicate key wins, as in
+/// `docker build`.
+fn key_values(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
+    given
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("{flag} {l:?}: expected KEY=VALUE"),
+        })
+        .collect()
 }

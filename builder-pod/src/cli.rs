@@ -140,6 +140,11 @@ pub struct BuildArgs {
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
 
+    /// Add an annotation to the image manifest (`KEY=VALUE`, repeatable), e.g.
+    /// `org.opencontainers.image.source=https://github.com/org/repo`.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+
     /// Push the image to the registry of each `--tag`.
     #[arg(long)]
     pub push: bool,
@@ -212,6 +217,7 @@ impl BuildArgs {
         let given = [
             ("--tag", !self.tags.is_empty()),
             ("--label", !self.labels.is_empty()),
+            ("--annotation", !self.annotations.is_empty()),
             ("--push", self.push),
             ("--output", !self.output.is_empty()),
             ("--insecure-registry", !self.insecure_registries.is_empty()),

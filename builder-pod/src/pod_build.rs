@@ -126,6 +126,7 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
             .collect::<BTreeMap<_, _>>(),
         target: request.target.clone(),
         labels: request.labels.clone(),
+        annotations: request.annotations.clone(),
         no_cache: request.cache.disabled,
         compression: match request.output.compression {
             Compression::Gzip => layer::Compression::Gzip { level: 1 },

@@ -652,3 +652,78 @@ fn onbuild_triggers_run_when_a_child_image_builds_from_it() {
         config["config"]
     );
 }
+
+#[test]
+fn annotations_reach_the_manifest_and_the_epoch_reaches_arg_source_date_epoch() {
+    let f = Fixture::new();
+    let ctx = f.context(
+        "annotated",
+        "FROM {BASE}\nARG SOURCE_DATE_EPOCH\nRUN echo \"epoch=$SOURCE_DATE_EPOCH\" > /epoch\n",
+        &[],
+    );
+    let layout = f.dir.path().join("annotated-layout");
+    let out = f.build(
+        &f.cache("annotated"),
+        &[
+            "-t",
+            "x/annotated:1",
+            "--annotation",
+            "org.opencontainers.image.source=https://example.com/repo",
+            "--annotation",
+            "org.example.empty=",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &ctx,
+    );
+    // `Fixture::build` clears SOURCE_DATE_EPOCH, so this first build has no epoch: the ARG is
+    // empty and the manifest carries exactly the two annotations.
+    ok(&out);
+    let manifest: Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:1", layout.display()),
+    ]))
+    .unwrap();
+    assert_eq!(
+        manifest["annotations"],
+        serde_json::json!({
+            "org.opencontainers.image.source": "https://example.com/repo",
+            "org.example.empty": "",
+        })
+    );
+    let rootfs = unpack(&layout, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("epoch")).unwrap(),
+        "epoch=\n"
+    );
+
+    let layout2 = f.dir.path().join("epoch-layout");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("build")
+        .arg("--cache-dir")
+        .arg(f.cache("annotated"))
+        .args(["--insecure-registry", &f.registry.host_port])
+        .args(["-t", "x/epoch:1", "--output"])
+        .arg(format!("type=oci,dest={}", layout2.display()))
+        .arg(&ctx)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    ok(&out);
+    let manifest: Value = serde_json::from_slice(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:1", layout2.display()),
+    ]))
+    .unwrap();
+    assert!(
+        manifest.get("annotations").is_none(),
+        "no --annotation, no annotations key: {manifest}"
+    );
+    let rootfs = unpack(&layout2, "1", f.dir.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("epoch")).unwrap(),
+        "epoch=1700000000\n"
+    );
+}

@@ -171,7 +171,7 @@ impl Executor {
         let _hold = self.store.use_lock()?;
         let df = dockerfile::parse(&self.spec.dockerfile, &self.spec.dockerfile_name)?;
         let mut options = BuildOptions {
-            build_args: self.spec.build_args.clone(),
+            build_args: with_source_date_epoch(&self.spec.build_args, self.spec.source_date_epoch),
             target: self.spec.target.clone(),
             ..BuildOptions::default()
         };
@@ -221,6 +221,7 @@ impl Executor {
             self.spec.format,
             &created,
             &self.spec.labels,
+            &self.spec.annotations,
         )?;
         self.store.record_chain(&config.rootfs.diff_ids)?;
         self.progress.event(&Event::Finished {
@@ -610,4 +611,38 @@ fn push_history(state: &mut StageState, created: String, created_by: String, emp
         empty_layer,
         ..History::default()
     });
+}
+
+/// The build arguments the Dockerfile sees: the given ones plus `SOURCE_DATE_EPOCH` when the
+/// build has an epoch and the user did not pass that argument themselves. BuildKit and
+/// `docker buildx` do the same, so `ARG SOURCE_DATE_EPOCH` works for reproducible builds
+/// (reproducible-builds.org's SOURCE_DATE_EPOCH specification).
+fn with_source_date_epoch(
+    given: &BTreeMap<String, String>,
+    epoch: Option<i64>,
+) -> BTreeMap<String, String> {
+    let mut args = given.clone();
+    if let Some(epoch) = epoch {
+        args.entry("SOURCE_DATE_EPOCH".to_owned())
+            .or_insert_with(|| epoch.to_string());
+    }
+    args
+}
+
+#[cfg(test)]
+mod source_date_epoch_tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_becomes_a_build_argument_unless_given() {
+        let none = BTreeMap::new();
+        assert_eq!(with_source_date_epoch(&none, None), none);
+        let added = with_source_date_epoch(&none, Some(1_700_000_000));
+        assert_eq!(added["SOURCE_DATE_EPOCH"], "1700000000");
+        let given = BTreeMap::from([("SOURCE_DATE_EPOCH".to_owned(), "5".to_owned())]);
+        assert_eq!(
+            with_source_date_epoch(&given, Some(1))["SOURCE_DATE_EPOCH"],
+            "5"
+        );
+    }
 }

@@ -40,6 +40,7 @@ pub(crate) fn finish(
     format: ImageFormat,
     created: &str,
     labels: &std::collections::BTreeMap<String, String>,
+    annotations: &std::collections::BTreeMap<String, String>,
 ) -> Result<(BuiltImage, ImageConfig), BuildError> {
     let mut config = stage.image.clone();
     config.architecture = "amd64".to_owned();
@@ -82,7 +83,9 @@ pub(crate) fn finish(
         config: Descriptor::of_bytes(config_type, &config_doc.bytes),
         layers,
         subject: None,
-        annotations: None,
+        // Absent rather than `{}` when there are none, so an unannotated manifest keeps the
+        // digest it had before annotations existed.
+        annotations: (!annotations.is_empty()).then(|| annotations.clone()),
     };
     let manifest_doc =
         crate::image::Serialized::new(manifest_type.clone(), &manifest).map_err(other)?;

@@ -65,6 +65,9 @@ pub struct BuildSpec {
     pub target: Option<String>,
     /// `--label`: added to the final image's config.
     pub labels: BTreeMap<String, String>,
+    /// `--annotation`: added to the pushed manifest's `annotations` (OCI image-spec
+    /// manifest.md; BuildKit's `--annotation manifest:KEY=VALUE`).
+    pub annotations: BTreeMap<String, String>,
     pub no_cache: bool,
     pub compression: Compression,
     pub format: ImageFormat,
