@@ -378,6 +378,18 @@ pub(crate) fn watch_signals(cancel: CancelToken) {
     });
 }
 
+/// `KEY=VALUE` flags (`--label`, `--annotation`) as a map; a later duplicate key wins, as in
+/// `docker build`.
+fn key_values(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
+    given
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => bail!("{flag} {l:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,16 +419,4 @@ mod tests {
             assert_eq!(parse_output(text).ok(), expected, "{text}");
         }
     }
-}
-
-/// `KEY=VALUE` flags (`--label`, `--annotation`) as a map; a later duplicate key wins, as in
-/// `docker build`.
-fn key_values(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
-    given
-        .iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => bail!("{flag} {l:?}: expected KEY=VALUE"),
-        })
-        .collect()
 }
