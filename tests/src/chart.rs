@@ -3,7 +3,7 @@
 //! chart's Deployment describes — so a test can start `stratum-operator` exactly as the chart
 //! would run it in a cluster (see tests/tests/helm_chart.rs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -56,11 +56,20 @@ pub fn chart_dir() -> PathBuf {
 /// Runs `helm <args>` in a scratch HOME (no user repositories or plugins leak in) and returns its
 /// stdout, or the failure with helm's stderr.
 pub fn helm(args: &[&str]) -> Result<String, ChartError> {
+    helm_with(None, args)
+}
+
+/// `helm <args>` against the cluster of `kubeconfig` (install, upgrade, uninstall), or with none.
+pub fn helm_with(kubeconfig: Option<&Path>, args: &[&str]) -> Result<String, ChartError> {
     let scratch = tempfile::tempdir().map_err(|source| ChartError::Spawn {
         helm: helm_bin(),
         source,
     })?;
-    let out = Command::new(helm_bin())
+    let mut command = Command::new(helm_bin());
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    let out = command
         .args(args)
         .env("HELM_CACHE_HOME", scratch.path().join("cache"))
         .env("HELM_CONFIG_HOME", scratch.path().join("config"))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 use serde_json::{Value, json};
 use stratum_e2e::apiserver::{ApiServer, Config, Emulator};
-use stratum_e2e::chart::{self, Rendered, chart_dir, helm};
+use stratum_e2e::chart::{self, Rendered, chart_dir, helm, helm_with};
 use stratum_operator::config::Config as OperatorConfig;
 use tempfile::TempDir;
 use tokio::io::AsyncWriteExt;
@@ -686,4 +686,149 @@ async fn the_crd_applies_server_side_as_documented() {
         .await;
     let created = cluster.kubectl(&["apply", "-f", "-"], FIRST_BUILD).await;
     assert!(created.contains("created"), "{created}");
+}
+
+/// Copies the chart into `dir`, the way a newer chart version would arrive.
+fn copy_chart(dir: &std::path::Path) {
+    for entry in walk(&chart_dir()) {
+        let rel = entry.strip_prefix(chart_dir()).unwrap();
+        let to = dir.join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// docs/operations.md's install, upgrade and uninstall, with the real helm against the emulator:
+/// an upgrade to a chart whose CRD changed upgrades the CRD (it is a template, not a crds/ file),
+/// and uninstall keeps the CRD and the ImageBuilds (`helm.sh/resource-policy: keep`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_upgrade_uninstall() {
+    let cluster = Cluster::start().await;
+    let kubeconfig = cluster.dir.path().join("kubeconfig");
+    let kc = Some(kubeconfig.as_path());
+    let chart = chart_dir().to_string_lossy().into_owned();
+    let installed = helm_with(
+        kc,
+        &[
+            "install",
+            "stratum",
+            &chart,
+            "--namespace",
+            NS,
+            "--create-namespace",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(installed.contains("STATUS: deployed"), "{installed}");
+    assert!(
+        installed.contains("pod-security.kubernetes.io/enforce=privileged"),
+        "NOTES.txt names the namespace label: {installed}"
+    );
+    cluster
+        .kubectl(&["create", "namespace", "builds"], "")
+        .await;
+    cluster.kubectl(&["apply", "-f", "-"], FIRST_BUILD).await;
+
+    // A newer chart: a new printer column in its CRD, and three replicas.
+    let newer = TempDir::new().unwrap();
+    copy_chart(newer.path());
+    let crd_file = newer.path().join("files/imagebuild.yaml");
+    let crd = std::fs::read_to_string(&crd_file).unwrap();
+    let column = "    - jsonPath: .status.attempt\n      name: Attempt\n      type: integer\n";
+    let crd = crd.replacen(
+        "  - additionalPrinterColumns:\n",
+        &format!("  - additionalPrinterColumns:\n{column}"),
+        1,
+    );
+    assert!(crd.contains("name: Attempt"));
+    std::fs::write(&crd_file, crd).unwrap();
+    let upgraded = helm_with(
+        kc,
+        &[
+            "upgrade",
+            "stratum",
+            &newer.path().to_string_lossy(),
+            "--namespace",
+            NS,
+            "--set",
+            "replicas=3",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
+    let columns = cluster
+        .kubectl(
+            &[
+                "get",
+                "crd",
+                "imagebuilds.stratum.dev",
+                "-o",
+                "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+            ],
+            "",
+        )
+        .await;
+    assert!(
+        columns.starts_with("Attempt "),
+        "the CRD was not upgraded: {columns}"
+    );
+    let args = cluster
+        .kubectl(
+            &[
+                "get",
+                "deployment.apps",
+                "stratum",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].args}",
+            ],
+            "",
+        )
+        .await;
+    assert!(args.contains("--leader-election"), "{args}");
+
+    let uninstalled = helm_with(kc, &["uninstall", "stratum", "--namespace", NS])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        uninstalled.contains("imagebuilds.stratum.dev"),
+        "{uninstalled}"
+    );
+    let left = cluster
+        .kubectl(
+            &[
+                "get",
+                "deployments.apps,roles.rbac.authorization.k8s.io",
+                "-n",
+                NS,
+                "-o",
+                "name",
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(left, "", "uninstall left objects behind");
+    let builds = cluster
+        .kubectl(&["get", "imagebuilds", "-A", "-o", "name"], "")
+        .await;
+    assert_eq!(
+        builds.trim(),
+        "imagebuild.stratum.dev/hello",
+        "the CRD and its builds stay"
+    );
+    let releases = helm_with(kc, &["list", "--all-namespaces", "--short"]).unwrap();
+    assert_eq!(releases.trim(), "", "the release record is gone");
 }
