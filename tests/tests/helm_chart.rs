@@ -832,3 +832,43 @@ async fn helm_install_upgrade_uninstall() {
     let releases = helm_with(kc, &["list", "--all-namespaces", "--short"]).unwrap();
     assert_eq!(releases.trim(), "", "the release record is gone");
 }
+
+/// Leaf value paths of values.yaml: maps are walked where values.schema.json lists their keys,
+/// except pass-through Kubernetes objects (`resources`).
+fn value_paths(values: &Value, schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    let Some(map) = values.as_object() else {
+        return;
+    };
+    for (key, value) in map {
+        let path = format!("{prefix}{key}");
+        let sub = &schema["properties"][key];
+        if value.is_object() && sub.get("properties").is_some() && path != "resources" {
+            value_paths(value, sub, &format!("{path}."), out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_value_is_documented() {
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
+            .unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let docs = std::fs::read_to_string(chart_dir().join("../../docs/operations.md")).unwrap();
+    let mut paths = Vec::new();
+    value_paths(&values, &schema, "", &mut paths);
+    assert!(paths.len() > 30, "{paths:?}");
+    let missing: Vec<_> = paths
+        .iter()
+        .filter(|p| !docs.contains(&format!("`{p}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md's values table lacks {missing:?}"
+    );
+}
