@@ -688,6 +688,23 @@ async fn the_crd_applies_server_side_as_documented() {
     assert!(created.contains("created"), "{created}");
 }
 
+/// The YAML between `<<'YAML'` and `YAML` in helm's NOTES output, de-indented.
+fn notes_heredoc(notes: &str) -> String {
+    let start = notes.find("<<'YAML'\n").expect("NOTES has a heredoc") + "<<'YAML'\n".len();
+    let body = &notes[start..];
+    let lines: Vec<&str> = body.lines().take_while(|l| l.trim() != "YAML").collect();
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+        .collect()
+}
+
 /// Copies the chart into `dir`, the way a newer chart version would arrive.
 fn copy_chart(dir: &std::path::Path) {
     for entry in walk(&chart_dir()) {
@@ -737,10 +754,21 @@ async fn helm_install_upgrade_uninstall() {
         installed.contains("pod-security.kubernetes.io/enforce=privileged"),
         "NOTES.txt names the namespace label: {installed}"
     );
-    cluster
-        .kubectl(&["create", "namespace", "builds"], "")
+    // docs/gitops.md: the example builds directory (labelled namespace + ImageBuild).
+    let examples = chart_dir().join("../../examples/gitops/builds");
+    let applied = cluster
+        .kubectl(&["apply", "-k", &examples.to_string_lossy()], "")
         .await;
-    cluster.kubectl(&["apply", "-f", "-"], FIRST_BUILD).await;
+    assert_eq!(
+        applied,
+        "namespace/builds created\nimagebuild.stratum.dev/hello created\n"
+    );
+    // NOTES.txt's first ImageBuild, exactly as printed, applies.
+    let notes_build = notes_heredoc(&installed);
+    let out = cluster
+        .kubectl(&["apply", "-n", "builds", "-f", "-"], &notes_build)
+        .await;
+    assert!(out.starts_with("imagebuild.stratum.dev/hello "), "{out}");
 
     // A newer chart: a new printer column in its CRD, and three replicas.
     let newer = TempDir::new().unwrap();
