@@ -193,6 +193,18 @@ pub struct OperatorCommand {
 }
 
 impl OperatorCommand {
+    /// Sets `--<flag>=<value>`, replacing the chart's value if it has one: clap refuses a flag
+    /// given twice, so a test that must change one (`http-addr` to a free loopback port,
+    /// `builder-image` to a local image) replaces it rather than appending.
+    pub fn set_flag(&mut self, flag: &str, value: &str) {
+        let prefix = format!("--{flag}=");
+        let arg = format!("{prefix}{value}");
+        match self.args.iter_mut().find(|a| a.starts_with(&prefix)) {
+            Some(existing) => *existing = arg,
+            None => self.args.push(arg),
+        }
+    }
+
     /// The environment as a kubelet would set it for pod `pod_name` in `pod_namespace`: literal
     /// values, and the downward API's `metadata.name` / `metadata.namespace`. Anything else
     /// (Secrets, ConfigMaps, resource fields) is an error rather than silently dropped.

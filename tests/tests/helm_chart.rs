@@ -436,6 +436,19 @@ builder:
 
     let container = operator_container(&r);
     assert_eq!(container["ports"][0]["containerPort"], 9090);
+
+    // What an end-to-end test does before starting the operator as the chart describes it.
+    let mut cmd = r.operator_command().unwrap();
+    cmd.set_flag("http-addr", "127.0.0.1:41234");
+    cmd.set_flag("work-size-limit", "1Gi");
+    let mut argv = vec!["stratum-operator".to_owned()];
+    argv.extend(cmd.args.iter().cloned());
+    argv.push(format!("--lease-namespace={NS}"));
+    let c = OperatorConfig::try_parse_from(&argv).unwrap();
+    assert_eq!(c.http_addr, "127.0.0.1:41234".parse().unwrap());
+    assert_eq!(c.work_size_limit.unwrap().0, "1Gi");
+    cmd.set_flag("log-level-that-is-new", "x");
+    assert_eq!(cmd.args.last().unwrap(), "--log-level-that-is-new=x");
     let env = r.operator_command().unwrap().resolved_env("p", NS).unwrap();
     assert!(env.contains(&("RUST_LOG".to_owned(), "debug".to_owned())));
 }
