@@ -913,3 +913,84 @@ fn every_value_is_documented() {
         "docs/operations.md's values table lacks {missing:?}"
     );
 }
+
+/// The values that shape manifests rather than flags land where they say.
+#[test]
+fn manifest_values_land_in_the_manifests() {
+    let r = render(
+        "\
+image: {repository: registry.local/op, tag: v9, pullPolicy: Always}
+imagePullSecrets: [pull-a, pull-b]
+resources: {requests: {cpu: 10m, memory: 20Mi}, limits: {memory: 30Mi}}
+nodeSelector: {pool: system}
+tolerations: [{key: dedicated, operator: Exists, effect: NoSchedule}]
+affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a]}]}]}}}
+priorityClassName: system-cluster-critical
+podAnnotations: {note: 'yes'}
+podLabels: {team: builds}
+serviceAccount: {annotations: {iam: role-1}}
+metrics: {service: {port: 9100}}
+",
+    );
+    let deploy = r.of_kind("Deployment")[0];
+    let pod = &deploy["spec"]["template"];
+    assert_eq!(pod["metadata"]["annotations"], json!({"note": "yes"}));
+    assert_eq!(pod["metadata"]["labels"]["team"], "builds");
+    let spec = &pod["spec"];
+    assert_eq!(
+        spec["imagePullSecrets"],
+        json!([{"name": "pull-a"}, {"name": "pull-b"}])
+    );
+    assert_eq!(spec["nodeSelector"], json!({"pool": "system"}));
+    assert_eq!(spec["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["key"],
+        "zone"
+    );
+    assert_eq!(spec["priorityClassName"], "system-cluster-critical");
+    let c = operator_container(&r);
+    assert_eq!(c["image"], "registry.local/op:v9");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "10m", "memory": "20Mi"}, "limits": {"memory": "30Mi"}})
+    );
+    let sa = r.get("ServiceAccount", "stratum").unwrap();
+    assert_eq!(sa["metadata"]["annotations"], json!({"iam": "role-1"}));
+    assert_eq!(
+        r.get("Service", "stratum-metrics").unwrap()["spec"]["ports"][0]["port"],
+        9100
+    );
+
+    // Switches that remove objects.
+    let off = render(
+        "\
+serviceAccount: {create: false, name: platform-sa}
+rbac: {create: false}
+metrics: {service: {enabled: false}}
+",
+    );
+    assert_eq!(kinds(&off), ["CustomResourceDefinition", "Deployment"]);
+    assert_eq!(
+        off.of_kind("Deployment")[0]["spec"]["template"]["spec"]["serviceAccountName"],
+        "platform-sa"
+    );
+    let no_aggregate = render("rbac: {aggregateToDefaultRoles: false}\n");
+    assert!(
+        no_aggregate
+            .get("ClusterRole", "stratum-imagebuild-editor")
+            .is_none()
+    );
+    assert!(
+        no_aggregate
+            .get("ClusterRole", "stratum-operator")
+            .is_some()
+    );
+    // An existing ServiceAccount must be named.
+    let err = match chart::render("stratum", NS, "serviceAccount: {create: false}\n") {
+        Ok(_) => panic!("serviceAccount.create=false without a name was rendered"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
