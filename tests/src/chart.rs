@@ -193,6 +193,36 @@ pub struct OperatorCommand {
 }
 
 impl OperatorCommand {
+    /// The value of `--<flag>=<value>` in the chart's arguments; `Some("")` for a switch such as
+    /// `--leader-election`.
+    pub fn flag(&self, flag: &str) -> Option<&str> {
+        let long = format!("--{flag}");
+        self.args.iter().find_map(|a| {
+            let rest = a.strip_prefix(&long)?;
+            if rest.is_empty() {
+                Some("")
+            } else {
+                rest.strip_prefix('=')
+            }
+        })
+    }
+
+    /// The arguments without `flags` (names without `--`), for a harness that sets those itself
+    /// (e.g. tests/src/e2e's `OperatorSpec` passes `--http-addr`, `--builder-image`,
+    /// `--concurrency` and `--log-format`).
+    pub fn args_without(&self, flags: &[&str]) -> Vec<String> {
+        self.args
+            .iter()
+            .filter(|a| {
+                !flags.iter().any(|f| {
+                    let long = format!("--{f}");
+                    a.as_str() == long || a.starts_with(&format!("{long}="))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Sets `--<flag>=<value>`, replacing the chart's value if it has one: clap refuses a flag
     /// given twice, so a test that must change one (`http-addr` to a free loopback port,
     /// `builder-image` to a local image) replaces it rather than appending.

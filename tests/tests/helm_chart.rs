@@ -447,6 +447,28 @@ builder:
     let c = OperatorConfig::try_parse_from(&argv).unwrap();
     assert_eq!(c.http_addr, "127.0.0.1:41234".parse().unwrap());
     assert_eq!(c.work_size_limit.unwrap().0, "1Gi");
+    assert_eq!(
+        cmd.flag("builder-image"),
+        Some("registry.local/stratum:dev")
+    );
+    assert_eq!(cmd.flag("leader-election"), Some(""));
+    assert_eq!(cmd.flag("builder"), None, "a prefix is not a flag");
+    assert_eq!(
+        cmd.args_without(&[
+            "http-addr",
+            "builder-image",
+            "concurrency",
+            "log-format",
+            "leader-election"
+        ]),
+        [
+            "--builder-cpu-request=2",
+            "--builder-memory-request=3Gi",
+            "--builder-memory-limit=8Gi",
+            "--work-size-limit=1Gi",
+            "--namespaces=team-a,team-b",
+        ]
+    );
     cmd.set_flag("log-level-that-is-new", "x");
     assert_eq!(cmd.args.last().unwrap(), "--log-level-that-is-new=x");
     let env = r.operator_command().unwrap().resolved_env("p", NS).unwrap();
