@@ -6,7 +6,7 @@
 //! values with 400 BadRequest. Round-tripping through k8s-openapi's generated structs (v1_33)
 //! reproduces both.
 
-use k8s_openapi::api::{apps, coordination, core::v1 as core, events, rbac};
+use k8s_openapi::api::{apps, coordination, core::v1 as core, events, networking, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -33,6 +33,9 @@ pub fn decode(rt: &ResourceType, body: &Value) -> Result<(Value, Vec<String>), A
         ("events.k8s.io", "events") => roundtrip::<events::v1::Event>(body),
         ("coordination.k8s.io", "leases") => roundtrip::<coordination::v1::Lease>(body),
         ("apps", "deployments") => roundtrip::<apps::v1::Deployment>(body),
+        ("networking.k8s.io", "networkpolicies") => {
+            roundtrip::<networking::v1::NetworkPolicy>(body)
+        }
         ("rbac.authorization.k8s.io", "roles") => roundtrip::<rbac::v1::Role>(body),
         ("rbac.authorization.k8s.io", "rolebindings") => roundtrip::<rbac::v1::RoleBinding>(body),
         ("rbac.authorization.k8s.io", "clusterroles") => roundtrip::<rbac::v1::ClusterRole>(body),

@@ -201,6 +201,7 @@ mod tests {
             [
                 "apps",
                 "events.k8s.io",
+                "networking.k8s.io",
                 "rbac.authorization.k8s.io",
                 "coordination.k8s.io",
                 "apiextensions.k8s.io"

@@ -338,10 +338,27 @@ const MESSAGES: &[(&str, &[Field])] = &[
             ptr(6, "appProtocol", Str),
         ],
     ),
+    // client-go sends delete options as protobuf too (helm uninstall deleting its release Secret).
+    (
+        "DeleteOptions",
+        &[
+            ptr(1, "gracePeriodSeconds", Int),
+            f(2, "preconditions", Msg("Preconditions")),
+            ptr(3, "orphanDependents", Bool),
+            ptr(4, "propagationPolicy", Str),
+            rep(5, "dryRun", Str),
+            ptr(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
+        ],
+    ),
+    (
+        "Preconditions",
+        &[ptr(1, "uid", Str), ptr(2, "resourceVersion", Str)],
+    ),
 ];
 
 /// Root messages by `kind`.
 const ROOTS: &[&str] = &[
+    "DeleteOptions",
     "Namespace",
     "ServiceAccount",
     "ConfigMap",

@@ -93,3 +93,29 @@ fn malformed_and_unknown_bodies_are_errors() {
     cm.extend([0x12, 0x03, 0x4a, 0x01, b'x']);
     assert!(decode(&cm).unwrap_err().contains("field 9 of ConfigMap"));
 }
+
+/// A length-delimited protobuf field.
+fn len_field(number: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2, u8::try_from(bytes.len()).unwrap()];
+    out.extend_from_slice(bytes);
+    out
+}
+
+#[test]
+fn delete_options_decode() {
+    // What client-go sends for `Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy:
+    // &background, GracePeriodSeconds: &zero})`: runtime.Unknown{typeMeta, raw}.
+    let mut raw = vec![1 << 3, 0]; // gracePeriodSeconds = 0 (a pointer: kept)
+    raw.extend(len_field(4, b"Background"));
+    raw.extend(len_field(2, &len_field(1, b"u-1")));
+    let mut type_meta = len_field(1, b"v1");
+    type_meta.extend(len_field(2, b"DeleteOptions"));
+    let mut body = b"k8s\0".to_vec();
+    body.extend(len_field(1, &type_meta));
+    body.extend(len_field(2, &raw));
+    assert_eq!(
+        decode(&body).unwrap(),
+        json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+               "propagationPolicy": "Background", "preconditions": {"uid": "u-1"}})
+    );
+}

@@ -147,7 +147,8 @@ pub fn subresources(rt: &ResourceType) -> Vec<&'static str> {
     subs
 }
 
-/// The built-in types (issue 6: core/v1, events.k8s.io, coordination, apps, rbac, apiextensions).
+/// The built-in types (issue 6: core/v1, events.k8s.io, coordination, apps, networking, rbac,
+/// apiextensions).
 /// Field labels are those the real apiserver accepts in `fieldSelector` for each type
 /// (`pkg/registry/core/pod/strategy.go` `PodToSelectableFields`, etc.).
 pub fn builtins() -> Vec<ResourceType> {
@@ -222,6 +223,15 @@ pub fn builtins() -> Vec<ResourceType> {
             .categories(&["all"])
             .with_status()
             .with_generation(),
+        // Stored only (no traffic to police): the Helm chart's optional NetworkPolicy applies.
+        ResourceType::builtin(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            true,
+        )
+        .short(&["netpol"]),
         ResourceType::builtin("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
         ResourceType::builtin(
             "rbac.authorization.k8s.io",
@@ -260,9 +270,10 @@ pub fn builtins() -> Vec<ResourceType> {
 /// Preferred-version order of group names in `/apis` (built-ins first, then CRD groups sorted),
 /// like the apiserver's group priority list.
 pub fn group_order(groups: &mut [String]) {
-    const PRIORITY: [&str; 5] = [
+    const PRIORITY: [&str; 6] = [
         "apps",
         "events.k8s.io",
+        "networking.k8s.io",
         "rbac.authorization.k8s.io",
         "coordination.k8s.io",
         "apiextensions.k8s.io",
