@@ -3,5 +3,6 @@
 //! See docs/arch/kube-emulator.md for which Kubernetes behaviours the emulator implements.
 
 pub mod apiserver;
+pub mod e2e;
 pub mod fixtures;
 pub mod kubelet;
