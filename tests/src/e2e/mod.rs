@@ -19,6 +19,9 @@
 //! removed. When the test is panicking, drop prints [`Cluster::diagnostics`] (ImageBuilds, pods,
 //! the operator's full log) to stderr; a [`Cluster::wait_for`] timeout carries them in its error.
 //!
+//! With `STRATUM_E2E_KEEP=1` the cluster's directory (operator log, kubeconfig, registry
+//! storage and log, pod volumes) is kept and its path printed.
+//!
 //! Binaries come from the cargo target directory ([`binaries`]): run the suite through
 //! `cargo test --workspace`, or `cargo build --workspace --bins` before `cargo test -p stratum-e2e`.
 
@@ -53,6 +56,8 @@ pub const BUILDER_ENTRYPOINT: &str = "/usr/local/bin/stratum";
 /// The registry address `examples/imagebuild.yaml` names (the default of
 /// `scripts/local-registry`); [`Cluster::rewrite`] replaces it with the test registry's.
 pub const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000";
+/// Set (to anything) to keep the cluster's directory after the test, for reading its logs.
+pub const KEEP_ENV: &str = "STRATUM_E2E_KEEP";
 /// The kubelet emulator's node.
 pub const NODE: &str = "e2e-node";
 
@@ -532,6 +537,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::env::var_os(KEEP_ENV).is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!(
+                "{KEEP_ENV}: kept {} (operator.log, kubeconfig, registry/, kubelet/)",
+                self.dir.path().display()
+            );
+        }
         if std::thread::panicking() {
             // No runtime to list objects from here; the operator log tells most of the story.
             eprintln!(
