@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use stratum_crds::{Phase, reason};
-use stratum_e2e::e2e::{Cluster, ClusterOptions};
+use stratum_e2e::e2e::{Cluster, ClusterOptions, all_passed};
 
 /// Generous: builds take seconds on a quiet machine, much longer on a loaded 2-core one.
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -157,11 +157,8 @@ async fn cancel_delete_spec_change_and_ttl_mid_build() -> anyhow::Result<()> {
         spec_change(&cluster),
         ttl(&cluster)
     );
-    c.context("cancel")?;
-    d.context("delete")?;
-    s.context("spec change")?;
-    t.context("ttl")?;
-    Ok(())
+    let all = all_passed([("cancel", c), ("delete", d), ("spec change", s), ("ttl", t)]);
+    cluster.explain(all).await
 }
 
 /// Node-pressure eviction of the builder pod is an infrastructure failure: attempt 2 runs in a
@@ -226,9 +223,8 @@ async fn oom(cluster: &Cluster) -> anyhow::Result<()> {
 async fn eviction_is_retried_and_oom_kill_is_final() -> anyhow::Result<()> {
     let cluster = Cluster::start(ClusterOptions::default()).await?;
     let (e, o) = tokio::join!(eviction(&cluster), oom(&cluster));
-    e.context("eviction")?;
-    o.context("OOM kill")?;
-    Ok(())
+    let all = all_passed([("eviction", e), ("OOM kill", o)]);
+    cluster.explain(all).await
 }
 
 fn names(pods: &[k8s_openapi::api::core::v1::Pod]) -> String {

@@ -56,6 +56,8 @@ pub const BUILDER_ENTRYPOINT: &str = "/usr/local/bin/stratum";
 /// The registry address `examples/imagebuild.yaml` names (the default of
 /// `scripts/local-registry`); [`Cluster::rewrite`] replaces it with the test registry's.
 pub const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000";
+/// The first line of [`Cluster::diagnostics`].
+const DIAGNOSTICS_HEADER: &str = "=== cluster diagnostics ===";
 /// Set (to anything) to keep the cluster's directory after the test, for reading its logs.
 pub const KEEP_ENV: &str = "STRATUM_E2E_KEEP";
 /// The kubelet emulator's node.
@@ -492,10 +494,22 @@ impl Cluster {
 
     // --- diagnostics -------------------------------------------------------------------------
 
+    /// Passes `result` through, adding [`Cluster::diagnostics`] to an error that does not carry
+    /// them yet: `cluster.explain(scenario(&cluster).await).await` as a test's last step.
+    pub async fn explain<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        match result {
+            Err(e) if !format!("{e:#}").contains(DIAGNOSTICS_HEADER) => {
+                Err(anyhow::anyhow!("{e:#}\n{}", self.diagnostics().await))
+            }
+            other => other,
+        }
+    }
+
     /// What a failing test needs to see: every ImageBuild's status, every pod's phase and
     /// container states, and the operator's log.
     pub async fn diagnostics(&self) -> String {
         let mut text = String::new();
+        let _ = writeln!(text, "{DIAGNOSTICS_HEADER}");
         let _ = writeln!(text, "=== ImageBuilds in {} ===", self.namespace);
         match self.builds().list(&ListParams::default()).await {
             Ok(list) => {
@@ -546,13 +560,32 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             // No runtime to list objects from here; the operator log tells most of the story.
+            // The registry logs every 404 of a blob existence check; its end is what matters.
+            let registry_log = self.registry.log();
+            let lines: Vec<&str> = registry_log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
             eprintln!(
-                "=== stratum-operator log ({}) ===\n{}\n=== registry log ===\n{}",
+                "=== stratum-operator log ({}) ===\n{}\n=== registry log (last 20 lines) ===\n{tail}",
                 self.operator_spec.log.display(),
                 self.operator_logs(),
-                self.registry.log()
             );
         }
+    }
+}
+
+/// The outcome of scenarios run side by side: `Ok` when all passed, else one error naming each
+/// failed scenario with its error.
+pub fn all_passed<'a>(
+    results: impl IntoIterator<Item = (&'a str, anyhow::Result<()>)>,
+) -> anyhow::Result<()> {
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(name, r)| r.err().map(|e| format!("scenario {name:?} failed: {e:#}")))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", failures.join("\n\n"))
     }
 }
 
