@@ -76,6 +76,9 @@ pub struct ClusterOptions {
     pub start_operator: bool,
     /// The operator's `RUST_LOG`.
     pub log_filter: String,
+    /// Wait for the operator's `/readyz` when starting it (off for a replica that may stand by
+    /// under leader election).
+    pub wait_ready: bool,
 }
 
 impl Default for ClusterOptions {
@@ -86,6 +89,7 @@ impl Default for ClusterOptions {
             operator_args: Vec::new(),
             start_operator: true,
             log_filter: "info,stratum_operator=debug".into(),
+            wait_ready: true,
         }
     }
 }
@@ -167,6 +171,8 @@ impl Cluster {
             concurrency: options.concurrency,
             extra_args: options.operator_args.clone(),
             log_filter: options.log_filter.clone(),
+            identity: "stratum-operator-0".into(),
+            wait_ready: options.wait_ready,
         };
         let mut cluster = Cluster {
             operator: None,
@@ -456,15 +462,20 @@ impl Cluster {
         Ok(self.operator.insert(operator))
     }
 
-    /// Starts one more operator process with `extra_args` and its own log `log_name` in the
-    /// cluster's directory (a second replica); the caller owns it.
+    /// Starts one more operator process (another replica) named `identity` (its `POD_NAME`,
+    /// hence its leader-election identity), with the cluster operator's flags plus
+    /// `extra_args`, logging to `operator-<identity>.log` in the cluster's directory. Returns once
+    /// `/healthz` answers (a standby is never ready; `Operator::wait_ready` waits for that). The
+    /// caller owns the process.
     pub async fn spawn_operator(
         &self,
-        log_name: &str,
+        identity: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Operator> {
         let mut spec = self.operator_spec.clone();
-        spec.log = self.dir.path().join(log_name);
+        spec.identity = identity.to_owned();
+        spec.log = self.dir.path().join(format!("operator-{identity}.log"));
+        spec.wait_ready = false;
         spec.extra_args
             .extend(extra_args.iter().map(|a| (*a).to_owned()));
         Operator::start(&spec).await
@@ -600,4 +611,39 @@ fn check(args: &[&str], out: &Output) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_passed_names_every_failed_scenario() {
+        assert!(all_passed([("a", Ok(())), ("b", Ok(()))]).is_ok());
+        let err = all_passed([
+            ("a", Err(anyhow::anyhow!("first"))),
+            ("b", Ok(())),
+            ("c", Err(anyhow::anyhow!("third"))),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(r#"scenario "a" failed: first"#), "{err}");
+        assert!(err.contains(r#"scenario "c" failed: third"#), "{err}");
+        assert!(!err.contains(r#""b""#), "{err}");
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let err = binaries::binary("no-such-stratum-binary")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cargo build --workspace --bins"), "{err}");
+    }
+
+    #[test]
+    fn the_example_names_the_registry_the_harness_rewrites() {
+        let example = std::fs::read_to_string(repo_root().join("examples/imagebuild.yaml"))
+            .expect("examples/imagebuild.yaml");
+        assert!(example.contains(EXAMPLE_REGISTRY));
+    }
 }
