@@ -273,7 +273,11 @@ impl Cluster {
         stdin: Option<&str>,
     ) -> anyhow::Result<Output> {
         let mut cmd = tokio::process::Command::new(kubectl_binary());
-        cmd.env("KUBECONFIG", &self.kubeconfig);
+        // A discovery cache of its own: a port reused from an earlier cluster must not serve
+        // that cluster's resource list (kubectl keys its cache by host:port).
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kubectl-cache"))
+            .env("HOME", self.dir.path());
         let names_namespace = args
             .iter()
             .any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
