@@ -26,25 +26,25 @@
 //! `cargo test --workspace`, or `cargo build --workspace --bins` before `cargo test -p stratum-e2e`.
 
 pub mod binaries;
+mod diagnostics;
+mod kubectl;
 pub mod operator;
 pub mod registry;
+mod waits;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
-use stratum_crds::{BUILD_LABEL, ImageBuild, Phase};
+use kube::api::Api;
+use stratum_crds::ImageBuild;
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt;
 
 use crate::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use crate::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
+pub use diagnostics::all_passed;
 pub use operator::{Operator, OperatorSpec};
 pub use registry::Registry;
 
@@ -251,211 +251,6 @@ impl Cluster {
         text.replace(EXAMPLE_REGISTRY, &self.registry.host_port)
     }
 
-    // --- kubectl -------------------------------------------------------------------------
-
-    /// Runs kubectl against the cluster (`-n <namespace>` unless `args` name one) and returns
-    /// its stdout; a non-zero exit is an error carrying stderr.
-    pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.kubectl_output(args, None).await?;
-        check(args, &out)
-    }
-
-    /// Like [`Cluster::kubectl`], with `stdin` fed to the process (`kubectl apply -f -`).
-    pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
-        let out = self.kubectl_output(args, Some(stdin)).await?;
-        check(args, &out)
-    }
-
-    /// Runs kubectl and returns its raw output, whatever the exit status (for expected errors).
-    pub async fn kubectl_output(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> anyhow::Result<Output> {
-        let mut cmd = tokio::process::Command::new(kubectl_binary());
-        // A discovery cache of its own: a port reused from an earlier cluster must not serve
-        // that cluster's resource list (kubectl keys its cache by host:port).
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", self.dir.path().join("kubectl-cache"))
-            .env("HOME", self.dir.path());
-        let names_namespace = args
-            .iter()
-            .any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
-        if !names_namespace {
-            cmd.args(["-n", &self.namespace]);
-        }
-        cmd.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| {
-            format!("running {} (scripts/install-kube-tools)", kubectl_binary())
-        })?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes()).await?;
-            drop(pipe);
-        }
-        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .with_context(|| format!("kubectl {args:?} did not finish within 120 s"))??;
-        Ok(out)
-    }
-
-    // --- ImageBuilds ---------------------------------------------------------------------
-
-    /// An ImageBuild named `name` building `dockerfile` inline, pushing to
-    /// `<registry>/e2e/<name>:1` over plain HTTP. `{BASE}` in the Dockerfile becomes the
-    /// registry's busybox base image. Adjust the spec, then [`Cluster::create`] it.
-    pub fn inline_build(&self, name: &str, dockerfile: &str) -> ImageBuild {
-        let dockerfile = dockerfile.replace("{BASE}", &self.registry.base_image());
-        let value = serde_json::json!({
-            "apiVersion": "stratum.dev/v1alpha1",
-            "kind": "ImageBuild",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {
-                "source": {"inline": {"dockerfile": dockerfile}},
-                "output": {
-                    "image": self.registry.reference(&format!("e2e/{name}:1")),
-                    "insecure": true,
-                },
-            },
-        });
-        // The JSON above is an ImageBuild by construction; a failure is a harness bug.
-        serde_json::from_value(value).unwrap_or_else(|e| panic!("inline ImageBuild: {e}"))
-    }
-
-    /// Creates `build` in the test namespace.
-    pub async fn create(&self, build: &ImageBuild) -> anyhow::Result<ImageBuild> {
-        let name = build.metadata.name.clone().unwrap_or_default();
-        self.builds()
-            .create(&PostParams::default(), build)
-            .await
-            .with_context(|| format!("creating ImageBuild {name}"))
-    }
-
-    /// The ImageBuild `name`, if it exists.
-    pub async fn build(&self, name: &str) -> anyhow::Result<Option<ImageBuild>> {
-        self.builds()
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading ImageBuild {name}"))
-    }
-
-    /// Polls ImageBuild `name` every 200 ms until `done` holds, and returns it. On timeout the
-    /// error names `what` and carries [`Cluster::diagnostics`].
-    pub async fn wait_for(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&ImageBuild) -> bool,
-    ) -> anyhow::Result<ImageBuild> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(build) = self.build(name).await?
-                && done(&build)
-            {
-                return Ok(build);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "ImageBuild {name}: {what} not reached within {timeout:?}\n{}",
-                    self.diagnostics().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Waits until ImageBuild `name` reaches a final phase for its current generation.
-    pub async fn wait_finished(&self, name: &str, timeout: Duration) -> anyhow::Result<ImageBuild> {
-        self.wait_for(name, "a final phase", timeout, |b| {
-            let status = b.status.as_ref();
-            status.and_then(|s| s.observed_generation) == b.metadata.generation
-                && status.and_then(|s| s.phase).is_some_and(Phase::is_terminal)
-        })
-        .await
-    }
-
-    /// Waits until ImageBuild `name` shows `phase` for its current generation.
-    pub async fn wait_phase(
-        &self,
-        name: &str,
-        phase: Phase,
-        timeout: Duration,
-    ) -> anyhow::Result<ImageBuild> {
-        self.wait_for(name, &format!("phase {phase}"), timeout, |b| {
-            let status = b.status.as_ref();
-            status.and_then(|s| s.observed_generation) == b.metadata.generation
-                && status.and_then(|s| s.phase) == Some(phase)
-        })
-        .await
-    }
-
-    // --- pods ----------------------------------------------------------------------------
-
-    /// Builder pods (label `stratum.dev/build`) in the test namespace, or of one build.
-    pub async fn pods(&self, build: Option<&str>) -> anyhow::Result<Vec<Pod>> {
-        let selector = match build {
-            Some(name) => format!("{BUILD_LABEL}={name}"),
-            None => BUILD_LABEL.to_owned(),
-        };
-        let list = self
-            .pod_api()
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .context("listing builder pods")?;
-        Ok(list.items)
-    }
-
-    /// Polls pod `name` every 200 ms until `done` holds for it (`None`: the pod does not exist).
-    pub async fn wait_pod(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(Option<&Pod>) -> bool,
-    ) -> anyhow::Result<Option<Pod>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let pod = self
-                .pod_api()
-                .get_opt(name)
-                .await
-                .with_context(|| format!("reading pod {name}"))?;
-            if done(pod.as_ref()) {
-                return Ok(pod);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "pod {name}: {what} not reached within {timeout:?}\n{}",
-                    self.diagnostics().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Polls until the container `builder` of pod `name` is running (the build is under way).
-    pub async fn wait_pod_running(&self, name: &str, timeout: Duration) -> anyhow::Result<Pod> {
-        let pod = self
-            .wait_pod(name, "a running builder container", timeout, |p| {
-                p.and_then(|p| p.status.as_ref())
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                    })
-            })
-            .await?;
-        pod.context("wait_pod returned no pod")
-    }
-
     // --- the operator ----------------------------------------------------------------------
 
     /// Starts the cluster's operator (after [`Cluster::kill_operator`], or when the options
@@ -506,62 +301,6 @@ impl Cluster {
     pub fn operator_logs(&self) -> String {
         operator::read_log(&self.operator_spec.log)
     }
-
-    // --- diagnostics -------------------------------------------------------------------------
-
-    /// Passes `result` through, adding [`Cluster::diagnostics`] to an error that does not carry
-    /// them yet: `cluster.explain(scenario(&cluster).await).await` as a test's last step.
-    pub async fn explain<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
-        match result {
-            Err(e) if !format!("{e:#}").contains(DIAGNOSTICS_HEADER) => {
-                Err(anyhow::anyhow!("{e:#}\n{}", self.diagnostics().await))
-            }
-            other => other,
-        }
-    }
-
-    /// What a failing test needs to see: every ImageBuild's status, every pod's phase and
-    /// container states, and the operator's log.
-    pub async fn diagnostics(&self) -> String {
-        let mut text = String::new();
-        let _ = writeln!(text, "{DIAGNOSTICS_HEADER}");
-        let _ = writeln!(text, "=== ImageBuilds in {} ===", self.namespace);
-        match self.builds().list(&ListParams::default()).await {
-            Ok(list) => {
-                for b in list.items {
-                    let _ = writeln!(
-                        text,
-                        "{} generation={:?} status={}",
-                        b.metadata.name.as_deref().unwrap_or_default(),
-                        b.metadata.generation,
-                        serde_json::to_string(&b.status).unwrap_or_default()
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(text, "(cannot list: {e})");
-            }
-        }
-        let _ = writeln!(text, "=== pods in {} ===", self.namespace);
-        match self.pod_api().list(&ListParams::default()).await {
-            Ok(list) => {
-                for p in list.items {
-                    let _ = writeln!(
-                        text,
-                        "{} deleting={} status={}",
-                        p.metadata.name.as_deref().unwrap_or_default(),
-                        p.metadata.deletion_timestamp.is_some(),
-                        serde_json::to_string(&p.status).unwrap_or_default()
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(text, "(cannot list: {e})");
-            }
-        }
-        let _ = writeln!(text, "=== operator log ===\n{}", self.operator_logs());
-        text
-    }
 }
 
 impl Drop for Cluster {
@@ -586,35 +325,6 @@ impl Drop for Cluster {
             );
         }
     }
-}
-
-/// The outcome of scenarios run side by side: `Ok` when all passed, else one error naming each
-/// failed scenario with its error.
-pub fn all_passed<'a>(
-    results: impl IntoIterator<Item = (&'a str, anyhow::Result<()>)>,
-) -> anyhow::Result<()> {
-    let failures: Vec<String> = results
-        .into_iter()
-        .filter_map(|(name, r)| r.err().map(|e| format!("scenario {name:?} failed: {e:#}")))
-        .collect();
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        bail!("{}", failures.join("\n\n"))
-    }
-}
-
-fn check(args: &[&str], out: &Output) -> anyhow::Result<String> {
-    if !out.status.success() {
-        bail!(
-            "kubectl {} failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[cfg(test)]
