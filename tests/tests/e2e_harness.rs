@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use stratum_crds::Phase;
-use stratum_e2e::e2e::{Cluster, ClusterOptions};
+use stratum_e2e::e2e::{Cluster, ClusterOptions, processes_with};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -49,20 +49,6 @@ async fn the_operator_is_killed_and_restarted_mid_build() -> anyhow::Result<()> 
     let mut cluster = Cluster::start(ClusterOptions::default()).await?;
     let result = restart_mid_build(&mut cluster).await;
     cluster.explain(result).await
-}
-
-/// Processes whose command line contains `needle` (from /proc; exited ones are gone from it).
-fn processes_with(needle: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
-        })
-        .collect()
 }
 
 fn alive(pid: u32) -> bool {

@@ -78,3 +78,19 @@ pub fn all_passed<'a>(
         bail!("{}", failures.join("\n\n"))
     }
 }
+
+/// Processes on this machine whose command line contains `needle` (read from /proc; a reaped
+/// process is gone from it). Give build steps a unique marker (`RUN sleep 600; echo <marker>`:
+/// two commands, so the shell cannot exec `sleep` in its place) to tell whether they still run.
+pub fn processes_with(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .collect()
+}

@@ -44,7 +44,7 @@ use tempfile::TempDir;
 use crate::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use crate::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
-pub use diagnostics::all_passed;
+pub use diagnostics::{all_passed, processes_with};
 pub use operator::{Operator, OperatorSpec};
 pub use registry::Registry;
 
