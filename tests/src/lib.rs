@@ -4,5 +4,6 @@
 
 pub mod apiserver;
 pub mod chart;
+pub mod e2e;
 pub mod fixtures;
 pub mod kubelet;

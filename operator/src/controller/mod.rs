@@ -251,15 +251,20 @@ pub async fn run(
         metrics,
         stores.clone(),
     ));
-    tokio::spawn(async move {
+    // Readiness is awaited in the controllers' own task, not a spawned one: a store's
+    // `wait_until_ready` is a oneshot receiver that keeps only the last poller's waker, and the
+    // controller's applier waits on the same store. From another task, one of the two waiters
+    // was never woken (seen against the kube emulator: /readyz stayed 503 forever).
+    let readiness = async move {
         for store in stores {
             if store.wait_until_ready().await.is_err() {
-                return;
+                return std::future::pending().await;
             }
         }
         ready.store(true, Ordering::SeqCst);
         tracing::info!("ImageBuild caches are synced; ready");
-    });
+        std::future::pending::<()>().await
+    };
     let streams = controllers.into_iter().map(|c| {
         c.run(reconcile, error_policy, ctx.clone())
             .filter_map(|r| async move {
@@ -270,8 +275,11 @@ pub async fn run(
             })
             .boxed()
     });
-    futures::stream::select_all(streams)
-        .for_each(|()| async {})
-        .await;
+    let controllers = futures::stream::select_all(streams).for_each(|()| async {});
+    // `readiness` never completes: this ends when the controllers do.
+    tokio::select! {
+        () = controllers => {}
+        () = readiness => {}
+    }
     tracing::info!("controller stopped");
 }
