@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::Controller;
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client, ResourceExt};
 use stratum_crds::{ImageBuild, Phase};
 
@@ -230,11 +232,35 @@ pub async fn run(
             })
             .collect()
     };
+    // Readiness comes from our own view of the watch (its first `InitDone`), never from the
+    // store's `wait_until_ready`: that is a oneshot receiver shared by every clone of the store
+    // which keeps only the last poller's waker, and the controller's applier waits on it too —
+    // a second waiter could leave either side asleep (seen against the kube emulator: /readyz
+    // stayed 503 forever under leader election while the controller ran).
+    let scopes_total = scopes.len();
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let controllers: Vec<_> = scopes
         .into_iter()
         .map(|(builds, pods)| {
             let mut stop = shutdown.clone();
-            Controller::new(builds, watcher::Config::default().any_semantic())
+            let (reader, writer) = reflector::store();
+            let (ready, synced) = (ready.clone(), synced.clone());
+            let mut first_sync = true;
+            let trigger = reflector(
+                writer,
+                watcher(builds, watcher::Config::default().any_semantic()),
+            )
+            .inspect(move |event| {
+                if first_sync && matches!(event, Ok(watcher::Event::InitDone)) {
+                    first_sync = false;
+                    if synced.fetch_add(1, Ordering::SeqCst) + 1 == scopes_total {
+                        ready.store(true, Ordering::SeqCst);
+                        tracing::info!("ImageBuild caches are synced; ready");
+                    }
+                }
+            })
+            .applied_objects();
+            Controller::for_stream(trigger, reader)
                 // Only builder pods: `stratum.dev/build` exists.
                 .owns(pods, watcher::Config::default().labels(BUILD_LABEL))
                 .graceful_shutdown_on(async move {
@@ -249,22 +275,8 @@ pub async fn run(
         concurrency,
         verifier,
         metrics,
-        stores.clone(),
+        stores,
     ));
-    // Readiness is awaited in the controllers' own task, not a spawned one: a store's
-    // `wait_until_ready` is a oneshot receiver that keeps only the last poller's waker, and the
-    // controller's applier waits on the same store. From another task, one of the two waiters
-    // was never woken (seen against the kube emulator: /readyz stayed 503 forever).
-    let readiness = async move {
-        for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                return std::future::pending().await;
-            }
-        }
-        ready.store(true, Ordering::SeqCst);
-        tracing::info!("ImageBuild caches are synced; ready");
-        std::future::pending::<()>().await
-    };
     let streams = controllers.into_iter().map(|c| {
         c.run(reconcile, error_policy, ctx.clone())
             .filter_map(|r| async move {
@@ -275,11 +287,8 @@ pub async fn run(
             })
             .boxed()
     });
-    let controllers = futures::stream::select_all(streams).for_each(|()| async {});
-    // `readiness` never completes: this ends when the controllers do.
-    tokio::select! {
-        () = controllers => {}
-        () = readiness => {}
-    }
+    futures::stream::select_all(streams)
+        .for_each(|()| async {})
+        .await;
     tracing::info!("controller stopped");
 }

@@ -173,6 +173,7 @@ impl Cluster {
             log_filter: options.log_filter.clone(),
             identity: "stratum-operator-0".into(),
             wait_ready: options.wait_ready,
+            env: Vec::new(),
         };
         let mut cluster = Cluster {
             operator: None,
@@ -278,6 +279,21 @@ impl Cluster {
         spec.extra_args
             .extend(extra_args.iter().map(|a| (*a).to_owned()));
         Operator::start(&spec).await
+    }
+
+    /// Starts the cluster's operator from `spec` (e.g. the flags and environment a Helm chart
+    /// renders), replacing any running one; the cluster keeps `spec` for restarts.
+    pub async fn start_operator_with(
+        &mut self,
+        spec: OperatorSpec,
+    ) -> anyhow::Result<&mut Operator> {
+        self.operator_spec = spec;
+        self.start_operator().await
+    }
+
+    /// The flags, files and identity the cluster starts its operator with.
+    pub fn operator_spec(&self) -> &OperatorSpec {
+        &self.operator_spec
     }
 
     /// The cluster's operator, while it runs.

@@ -35,6 +35,8 @@ pub struct OperatorSpec {
     /// Wait for `/readyz` (the ImageBuild caches synced) in [`Operator::start`]; otherwise only
     /// for `/healthz`. A standby replica under leader election is never ready.
     pub wait_ready: bool,
+    /// More environment variables (e.g. a Deployment's `POD_NAMESPACE` from the downward API).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running operator process. Killed (SIGKILL) on drop.
@@ -70,6 +72,7 @@ impl Operator {
             .env("KUBECONFIG", &spec.kubeconfig)
             .env("RUST_LOG", &spec.log_filter)
             .env("POD_NAME", &spec.identity)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
