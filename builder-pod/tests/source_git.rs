@@ -6,45 +6,13 @@
 mod git_support;
 
 use git_support::daemon::GitDaemon;
+use git_support::fixture::{Fixture, fixture};
 use git_support::http::{self, HttpGit};
-use git_support::repo::Repo;
 use git_support::sshd::Sshd;
 use stratum_builder::source::SourceErrorKind;
-use stratum_builder::source::git::{GitAuth, GitError, Resolved, resolve};
-
-/// A served root with one repository: `main` has two commits, `v1` (annotated) and `light`
-/// (lightweight) tag the first, branch `old` points at the first.
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: std::path::PathBuf,
-    repo: Repo,
-    first: String,
-    second: String,
-}
-
-fn fixture() -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("srv");
-    std::fs::create_dir_all(&root).unwrap();
-    let repo = Repo::create(&root, "app.git");
-    repo.write("Dockerfile", "FROM scratch\nCOPY . /\n")
-        .write("app/Dockerfile", "FROM scratch\nCOPY hello.txt /\n")
-        .write("app/hello.txt", "hello v1\n");
-    let first = repo.commit("first commit");
-    repo.git(&["tag", "-a", "-m", "release 1", "v1"]);
-    repo.git(&["tag", "light"]);
-    repo.git(&["branch", "old"]);
-    repo.write("app/hello.txt", "hello v2\n");
-    let second = repo.commit("second commit");
-    repo.push();
-    Fixture {
-        _tmp: tmp,
-        root,
-        repo,
-        first,
-        second,
-    }
-}
+use stratum_builder::source::git::{
+    Fetched, GitAuth, GitError, GitFetch, Resolved, context_dir, fetch, resolve,
+};
 
 fn anonymous() -> GitAuth {
     GitAuth::Anonymous
@@ -147,7 +115,6 @@ fn resolve_over_http_with_basic_auth() {
         &f.root,
         http::Options {
             credentials: Some(("alice".into(), "s3cret-token".into())),
-            protocol_v0: false,
         },
     );
     let url = server.url("app.git");
@@ -234,4 +201,221 @@ fn resolve_over_ssh_with_a_key_and_known_hosts() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
+}
+
+fn spec<'a>(url: &'a str, commit: &'a str, reference: Option<&'a str>) -> GitFetch<'a> {
+    GitFetch {
+        url,
+        commit,
+        reference,
+        submodules: false,
+        depth: None,
+        keep_git_dir: false,
+    }
+}
+
+fn read(dir: &std::path::Path, path: &str) -> String {
+    std::fs::read_to_string(dir.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn fetch_a_branch_tip_tag_and_non_tip_commit_over_git_daemon() {
+    let f = fixture();
+    let daemon = GitDaemon::start(&f.root);
+    let url = daemon.url("app.git");
+    let tip = resolve(&url, Some("main"), &anonymous()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let fetched = fetch(
+        &spec(&url, &tip.commit, tip.reference.as_deref()),
+        &anonymous(),
+        dest.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        fetched,
+        Fetched {
+            commit: f.second.clone(),
+            author: Some("Ada Author <ada@example.com>".into()),
+            subject: Some("second commit".into()),
+        }
+    );
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v2\n");
+    assert!(!dest.path().join(".git").exists(), ".git must be removed");
+
+    // The first commit is no branch tip on `main`; protocol v2 hands it out by itself.
+    let dest = tempfile::tempdir().unwrap();
+    let fetched = fetch(&spec(&url, &f.first, None), &anonymous(), dest.path()).unwrap();
+    assert_eq!(fetched.commit, f.first);
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v1\n");
+
+    let tag = resolve(&url, Some("v1"), &anonymous()).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    fetch(
+        &spec(&url, &tag.commit, tag.reference.as_deref()),
+        &anonymous(),
+        dest.path(),
+    )
+    .unwrap();
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v1\n");
+}
+
+#[test]
+fn keep_git_dir_and_depth() {
+    let f = fixture();
+    let daemon = GitDaemon::start(&f.root);
+    let url = daemon.url("app.git");
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&url, &f.second, Some("refs/heads/main"));
+    s.keep_git_dir = true;
+    s.depth = Some(2);
+    fetch(&s, &anonymous(), dest.path()).unwrap();
+    let log = git_support::repo::git(dest.path(), &["log", "--format=%H"]);
+    assert_eq!(log.lines().collect::<Vec<_>>(), [&f.second, &f.first]);
+    // Nothing from git's templates: no hooks directory to run anything from.
+    assert!(!dest.path().join(".git/hooks").exists());
+    // The remote URL kept in .git/config carries no credentials.
+    assert_eq!(
+        git_support::repo::git(dest.path(), &["remote", "get-url", "origin"]),
+        url
+    );
+}
+
+#[test]
+fn fetch_falls_back_when_the_server_refuses_unadvertised_commits() {
+    let f = fixture();
+    // The test sshd passes no GIT_PROTOCOL (no AcceptEnv), so upload-pack speaks protocol v0,
+    // and a v0 server without uploadpack.allowReachableSHA1InWant refuses a commit no ref
+    // advertises: after a third commit, the second is such a commit.
+    f.repo.write("app/hello.txt", "hello v3\n");
+    let third = f.repo.commit("third commit");
+    f.repo.push();
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&tmp.path().join("sshd"));
+    let url = sshd.url(&f.repo.bare);
+    let auth = GitAuth::SshKey {
+        private_key: sshd.client_key.clone(),
+        known_hosts: Some(sshd.known_hosts.clone()),
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&url, &f.second, Some("refs/heads/main"));
+    s.keep_git_dir = true;
+    let fetched = fetch(&s, &auth, dest.path()).unwrap();
+    assert_eq!(fetched.commit, f.second);
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v2\n");
+    // The fall-back fetched the ref (proof the server did refuse the bare commit).
+    assert_eq!(
+        git_support::repo::git(dest.path(), &["rev-parse", "refs/stratum/fetched"]),
+        third
+    );
+
+    // Without a ref, every branch and tag is fetched to find it.
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&spec(&url, &f.second, None), &auth, dest.path()).unwrap();
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v2\n");
+
+    // A commit that no ref reaches (a force-pushed branch) is NotFound, naming the commit.
+    let gone = "0123456789abcdef0123456789abcdef01234567";
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch(
+        &spec(&url, gone, Some("refs/heads/main")),
+        &auth,
+        dest.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains(gone), "{err}");
+}
+
+#[test]
+fn fetch_over_http_with_basic_auth() {
+    let f = fixture();
+    let server = HttpGit::start(
+        &f.root,
+        http::Options {
+            credentials: Some(("alice".into(), "s3cret-token".into())),
+        },
+    );
+    let url = server.url("app.git");
+    let good = GitAuth::Basic {
+        username: "alice".into(),
+        password: "s3cret-token".into(),
+    };
+    let dest = tempfile::tempdir().unwrap();
+    fetch(
+        &spec(&url, &f.second, Some("refs/heads/main")),
+        &good,
+        dest.path(),
+    )
+    .unwrap();
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v2\n");
+
+    let wrong = GitAuth::Basic {
+        username: "alice".into(),
+        password: "wrong-password".into(),
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch(&spec(&url, &f.second, None), &wrong, dest.path()).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
+    assert!(
+        !format!("{err} {err:?}").contains("wrong-password"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fetch_over_ssh() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&tmp.path().join("sshd"));
+    let url = sshd.url(&f.repo.bare);
+    let auth = GitAuth::SshKey {
+        private_key: sshd.client_key.clone(),
+        known_hosts: Some(sshd.known_hosts.clone()),
+    };
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&spec(&url, &f.second, None), &auth, dest.path()).unwrap();
+    assert_eq!(read(dest.path(), "app/hello.txt"), "hello v2\n");
+}
+
+#[test]
+fn context_dir_of_a_checkout() {
+    let f = fixture();
+    let daemon = GitDaemon::start(&f.root);
+    let url = daemon.url("app.git");
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&spec(&url, &f.second, None), &anonymous(), dest.path()).unwrap();
+    let ctx = context_dir(&url, dest.path(), Some("app")).unwrap();
+    assert_eq!(read(&ctx, "hello.txt"), "hello v2\n");
+    let err = context_dir(&url, dest.path(), Some("nope")).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::NotFound, "{err}");
+}
+
+#[test]
+fn fetch_of_an_unknown_repository_or_host() {
+    let f = fixture();
+    let daemon = GitDaemon::start(&f.root);
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch(
+        &spec(&daemon.url("none.git"), &f.second, None),
+        &anonymous(),
+        dest.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::NotFound, "{err}");
+    let closed = git_support::free_port();
+    let url = format!("http://127.0.0.1:{closed}/app.git");
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch(&spec(&url, &f.second, None), &anonymous(), dest.path()).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Unavailable, "{err}");
+    // The destination must be empty: a fetch never mixes into existing files.
+    let dest = tempfile::tempdir().unwrap();
+    std::fs::write(dest.path().join("x"), "").unwrap();
+    assert!(
+        fetch(
+            &spec(&daemon.url("app.git"), &f.second, None),
+            &anonymous(),
+            dest.path()
+        )
+        .is_err()
+    );
 }

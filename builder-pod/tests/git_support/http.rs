@@ -19,9 +19,6 @@ pub struct HttpGit {
 pub struct Options {
     /// `user:password` the server requires; `None` = anonymous.
     pub credentials: Option<(String, String)>,
-    /// Drop the client's `Git-Protocol` header, so the backend speaks protocol v0 and refuses
-    /// requests for commits that no ref advertises (an older or stricter server).
-    pub protocol_v0: bool,
 }
 
 impl HttpGit {
@@ -137,7 +134,7 @@ fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Resul
     if let Some((user, _)) = &options.credentials {
         cgi.env("REMOTE_USER", user);
     }
-    if let (Some(protocol), false) = (header("git-protocol"), options.protocol_v0) {
+    if let Some(protocol) = header("git-protocol") {
         cgi.env("GIT_PROTOCOL", protocol);
     }
     let mut child = cgi

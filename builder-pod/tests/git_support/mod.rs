@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod fixture;
 pub mod http;
 pub mod repo;
 pub mod sshd;

@@ -147,6 +147,8 @@ pub(crate) fn prepare(url: &GitUrl, auth: &GitAuth, home: &Path) -> Result<AuthE
                 write_private(&askpass, ASKPASS_SCRIPT.as_bytes(), 0o700)?;
                 out.env.push(("GIT_ASKPASS".into(), askpass.into()));
                 out.env
+                    .push(("STRATUM_GIT_ORIGIN".into(), origin(&url.fetch_url).into()));
+                out.env
                     .push(("STRATUM_GIT_USERNAME".into(), username.into()));
                 out.env
                     .push(("STRATUM_GIT_PASSWORD".into(), password.clone().into()));
@@ -194,13 +196,34 @@ pub(crate) fn prepare(url: &GitUrl, auth: &GitAuth, home: &Path) -> Result<AuthE
     Ok(out)
 }
 
-/// Git asks `GIT_ASKPASS "Username for 'https://host': "` and then for the password.
-const ASKPASS_SCRIPT: &str = "#!/bin/sh\n\
-case \"$1\" in\n\
-  Username*) printf '%s\\n' \"$STRATUM_GIT_USERNAME\" ;;\n\
-  Password*) printf '%s\\n' \"$STRATUM_GIT_PASSWORD\" ;;\n\
-  *) exit 1 ;;\n\
-esac\n";
+/// Git asks `GIT_ASKPASS "Username for 'https://host': "`, then
+/// `"Password for 'https://user@host': "`. The script answers only for the repository's own
+/// origin: a submodule on another host that asks for credentials gets none (a hostile
+/// `.gitmodules` must not harvest the token).
+const ASKPASS_SCRIPT: &str = r#"#!/bin/sh
+origin=${1#*\'}
+origin=${origin%\'*}
+scheme=${origin%%://*}
+rest=${origin#*://}
+rest=${rest##*@}
+[ "$scheme://$rest" = "$STRATUM_GIT_ORIGIN" ] || exit 1
+case "$1" in
+  Username*) printf '%s\n' "$STRATUM_GIT_USERNAME" ;;
+  Password*) printf '%s\n' "$STRATUM_GIT_PASSWORD" ;;
+  *) exit 1 ;;
+esac
+"#;
+
+/// `scheme://host[:port]` as git prints it in a credential prompt.
+fn origin(fetch_url: &str) -> String {
+    match url::Url::parse(fetch_url) {
+        Ok(u) => match u.port() {
+            Some(port) => format!("{}://{}:{port}", u.scheme(), u.host_str().unwrap_or("")),
+            None => format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")),
+        },
+        Err(_) => String::new(),
+    }
+}
 
 /// `-F /dev/null` drops every ssh config file (ssh finds `~/.ssh` through the password
 /// database, not `$HOME`); BatchMode forbids prompts; StrictHostKeyChecking=yes refuses unknown

@@ -59,6 +59,17 @@ pub enum GitError {
         got: String,
     },
 
+    #[error(
+        "{url}: commit {commit} is not on the server{}: {detail}",
+        reference.as_ref().map(|r| format!(" (not reachable from {r}; was the branch force-pushed?)")).unwrap_or_default()
+    )]
+    CommitNotFound {
+        url: String,
+        commit: String,
+        reference: Option<String>,
+        detail: String,
+    },
+
     #[error("{url}: submodule {name:?} has URL {submodule_url:?}: {reason}")]
     HostileSubmodule {
         url: String,
@@ -74,6 +85,9 @@ pub enum GitError {
         kind: SourceErrorKind,
         reason: String,
     },
+
+    #[error("{url}: {reason}")]
+    Unsupported { url: String, reason: String },
 
     #[error("{url}: the checkout is {size} bytes, over the limit of {limit} bytes")]
     TooLarge { url: String, size: u64, limit: u64 },
@@ -101,9 +115,12 @@ impl GitError {
             | GitError::InvalidRevision { .. }
             | GitError::HostileSubmodule { .. }
             | GitError::TooLarge { .. }
+            | GitError::Unsupported { .. }
             | GitError::Io { .. } => SourceErrorKind::Invalid,
             GitError::Secret { .. } | GitError::AuthConfig { .. } => SourceErrorKind::Auth,
-            GitError::RefNotFound { .. } => SourceErrorKind::NotFound,
+            GitError::RefNotFound { .. } | GitError::CommitNotFound { .. } => {
+                SourceErrorKind::NotFound
+            }
             GitError::Remote { kind, .. } | GitError::ContextDir { kind, .. } => *kind,
             // A timeout or a cancelled run says nothing about the source; trying again may work.
             GitError::Timeout { .. } | GitError::Cancelled { .. } => SourceErrorKind::Unavailable,
