@@ -6,7 +6,7 @@
 mod git_support;
 
 use git_support::daemon::GitDaemon;
-use git_support::fixture::{Fixture, fixture};
+use git_support::fixture::fixture;
 use git_support::http::{self, HttpGit};
 use git_support::sshd::Sshd;
 use stratum_builder::source::SourceErrorKind;
