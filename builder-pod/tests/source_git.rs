@@ -4,6 +4,10 @@
 //! hostile repositories (threats-and-faults §2.6).
 
 mod git_support;
+#[path = "source_git/hostile.rs"]
+mod hostile;
+#[path = "source_git/submodules.rs"]
+mod submodules;
 
 use git_support::daemon::GitDaemon;
 use git_support::fixture::fixture;

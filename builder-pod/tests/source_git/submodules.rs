@@ -1,0 +1,209 @@
+//! Submodules: opt-in, recursive, relative and absolute URLs; every level's `.gitmodules` is
+//! checked, and credentials go only to the superproject's own origin.
+
+use super::git_support::daemon::GitDaemon;
+use super::git_support::http::{self, HttpGit};
+use super::git_support::repo::Repo;
+use super::{anonymous, read, spec};
+use stratum_builder::source::SourceErrorKind;
+use stratum_builder::source::git::{GitAuth, GitError, fetch};
+
+/// Stages the working tree, then a gitlink at `path` → `commit` and a `.gitmodules` entry with
+/// `url`, without cloning anything (so hostile URLs can be written as easily as good ones).
+/// Commit with [`commit_staged`]: `git add -A` would drop the gitlink, whose directory is empty.
+fn add_submodule(repo: &Repo, path: &str, url: &str, commit: &str) {
+    repo.git(&["add", "-A"]);
+    let gitmodules = repo.work.join(".gitmodules");
+    let mut text = std::fs::read_to_string(&gitmodules).unwrap_or_default();
+    text.push_str(&format!(
+        "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
+    ));
+    std::fs::write(&gitmodules, text).unwrap();
+    repo.git(&["add", ".gitmodules"]);
+    repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("160000,{commit},{path}"),
+    ]);
+}
+
+struct Tree {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    app: Repo,
+    lib: Repo,
+    nested: Repo,
+}
+
+/// `app.git` ─ lib (`../lib.git`) ─ nested (`../nested.git`), each with one file.
+/// Forgets the submodule at `path` (and the whole `.gitmodules`).
+fn drop_submodule(repo: &Repo, path: &str) {
+    repo.git(&["update-index", "--force-remove", path]);
+    std::fs::remove_file(repo.work.join(".gitmodules")).unwrap();
+}
+
+fn commit_staged(repo: &Repo, subject: &str) -> String {
+    repo.git(&["commit", "-q", "-m", subject]);
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+fn tree() -> Tree {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("srv");
+    std::fs::create_dir_all(&root).unwrap();
+    let nested = Repo::create(&root, "nested.git");
+    nested.write("n.txt", "nested\n");
+    let nested_commit = nested.commit("nested");
+    nested.push();
+    let lib = Repo::create(&root, "lib.git");
+    lib.write("lib.txt", "lib\n");
+    add_submodule(&lib, "nested", "../nested.git", &nested_commit);
+    let lib_commit = commit_staged(&lib, "lib");
+    lib.push();
+    let app = Repo::create(&root, "app.git");
+    app.write("Dockerfile", "FROM scratch\n");
+    add_submodule(&app, "lib", "../lib.git", &lib_commit);
+    commit_staged(&app, "app");
+    app.push();
+    Tree {
+        _tmp: tmp,
+        root,
+        app,
+        lib,
+        nested,
+    }
+}
+
+#[test]
+fn submodules_are_fetched_recursively_only_when_asked() {
+    let t = tree();
+    let daemon = GitDaemon::start(&t.root);
+    let url = daemon.url("app.git");
+    let commit = t.app.git(&["rev-parse", "HEAD"]);
+
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&spec(&url, &commit, None), &anonymous(), dest.path()).unwrap();
+    assert!(
+        !dest.path().join("lib/lib.txt").exists(),
+        "submodules are opt-in"
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&url, &commit, None);
+    s.submodules = true;
+    fetch(&s, &anonymous(), dest.path()).unwrap();
+    assert_eq!(read(dest.path(), "lib/lib.txt"), "lib\n");
+    assert_eq!(read(dest.path(), "lib/nested/n.txt"), "nested\n");
+    for git in [".git", "lib/.git", "lib/nested/.git"] {
+        assert!(!dest.path().join(git).exists(), "{git} must be removed");
+    }
+}
+
+#[test]
+fn local_and_option_submodule_urls_are_refused() {
+    let t = tree();
+    let daemon = GitDaemon::start(&t.root);
+    let url = daemon.url("app.git");
+    let lib_commit = t.lib.git(&["rev-parse", "HEAD"]);
+    let marker = t.root.join("pwned");
+    let hostile = [
+        format!("file://{}", t.lib.bare.display()),
+        t.lib.bare.display().to_string(),
+        format!("--upload-pack=touch {}", marker.display()),
+        format!("ext::sh -c touch% {}", marker.display()),
+    ];
+    for (i, bad) in hostile.iter().enumerate() {
+        let branch = format!("hostile-{i}");
+        t.app.git(&["checkout", "-q", "-b", &branch, "main"]);
+        drop_submodule(&t.app, "lib");
+        add_submodule(&t.app, "lib", bad, &lib_commit);
+        let commit = commit_staged(&t.app, "hostile submodule");
+        t.app.push();
+        let dest = tempfile::tempdir().unwrap();
+        let mut s = spec(&url, &commit, None);
+        s.submodules = true;
+        let err = fetch(&s, &anonymous(), dest.path()).unwrap_err();
+        assert!(
+            matches!(err, GitError::HostileSubmodule { .. }),
+            "{bad}: {err}"
+        );
+        assert_eq!(err.kind(), SourceErrorKind::Invalid);
+        assert!(!dest.path().join("lib/lib.txt").exists(), "{bad}");
+        assert!(!marker.exists(), "{bad} ran a command");
+    }
+}
+
+#[test]
+fn a_hostile_url_one_level_down_is_refused_too() {
+    let t = tree();
+    let daemon = GitDaemon::start(&t.root);
+    let url = daemon.url("app.git");
+    // lib's own .gitmodules points at a local path; app's points at lib normally.
+    drop_submodule(&t.lib, "nested");
+    let nested_commit = t.nested.git(&["rev-parse", "HEAD"]);
+    add_submodule(
+        &t.lib,
+        "nested",
+        &format!("file://{}", t.nested.bare.display()),
+        &nested_commit,
+    );
+    let lib_commit = commit_staged(&t.lib, "hostile nested");
+    t.lib.push();
+    t.app.git(&[
+        "update-index",
+        "--cacheinfo",
+        &format!("160000,{lib_commit},lib"),
+    ]);
+    let commit = commit_staged(&t.app, "bump lib");
+    t.app.push();
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&url, &commit, None);
+    s.submodules = true;
+    let err = fetch(&s, &anonymous(), dest.path()).unwrap_err();
+    assert!(
+        matches!(err, GitError::HostileSubmodule { ref name, .. } if name == "nested"),
+        "{err}"
+    );
+    assert!(!dest.path().join("lib/nested/n.txt").exists());
+}
+
+#[test]
+fn credentials_go_only_to_the_superprojects_origin() {
+    let t = tree();
+    let creds = Some(("alice".to_owned(), "s3cret-token".to_owned()));
+    let home = HttpGit::start(
+        &t.root,
+        http::Options {
+            credentials: creds.clone(),
+        },
+    );
+    // Another server (standing in for another host) that would accept the same token.
+    let other = HttpGit::start(&t.root, http::Options { credentials: creds });
+    let home_url = home.url("app.git");
+    let lib_commit = t.lib.git(&["rev-parse", "HEAD"]);
+    drop_submodule(&t.app, "lib");
+    add_submodule(&t.app, "lib", &other.url("lib.git"), &lib_commit);
+    let commit = commit_staged(&t.app, "lib elsewhere");
+    t.app.push();
+    let auth = GitAuth::Basic {
+        username: "alice".into(),
+        password: "s3cret-token".into(),
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&home_url, &commit, None);
+    s.submodules = true;
+    let err = fetch(&s, &auth, dest.path()).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
+
+    // The same layout with a relative URL stays on the origin and gets the credentials.
+    drop_submodule(&t.app, "lib");
+    add_submodule(&t.app, "lib", "../lib.git", &lib_commit);
+    let commit = commit_staged(&t.app, "lib relative");
+    t.app.push();
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = spec(&home_url, &commit, None);
+    s.submodules = true;
+    fetch(&s, &auth, dest.path()).unwrap();
+    assert_eq!(read(dest.path(), "lib/nested/n.txt"), "nested\n");
+}
