@@ -140,6 +140,51 @@ pub fn context_dir(url: &str, checkout: &Path, dir: Option<&str>) -> Result<Path
     Ok(real)
 }
 
+/// The Dockerfile at `path` (relative to `context`), which must resolve to a regular file
+/// inside `checkout`: a repository's `Dockerfile -> /etc/shadow` must not make the builder read
+/// (and echo in parse errors) a file of the host.
+pub fn dockerfile_in(
+    url: &str,
+    checkout: &Path,
+    context: &Path,
+    path: &str,
+) -> Result<PathBuf, GitError> {
+    let url = redact(url);
+    check_context_path(&url, path)?;
+    let error = |kind, reason: &str| GitError::ContextDir {
+        url: url.clone(),
+        dir: path.to_owned(),
+        kind,
+        reason: reason.to_owned(),
+    };
+    let root = checkout
+        .canonicalize()
+        .map_err(|e| GitError::io(format!("the checkout {}", checkout.display()), e))?;
+    let real = match context.join(path).canonicalize() {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(error(
+                SourceErrorKind::NotFound,
+                "no such Dockerfile in the context",
+            ));
+        }
+        Err(e) => return Err(error(SourceErrorKind::Invalid, &e.to_string())),
+    };
+    if !real.starts_with(&root) {
+        return Err(error(
+            SourceErrorKind::Invalid,
+            "the Dockerfile is a symlink that leads outside the repository",
+        ));
+    }
+    if !real.is_file() {
+        return Err(error(
+            SourceErrorKind::Invalid,
+            "the Dockerfile is not a file",
+        ));
+    }
+    Ok(real)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +275,22 @@ mod tests {
             context_dir("u", &checkout, Some("inside")).unwrap(),
             real.join("api/src")
         );
+        std::os::unix::fs::symlink("/etc/passwd", checkout.join("api/Dockerfile")).unwrap();
+        std::os::unix::fs::symlink("../file", checkout.join("api/Inside")).unwrap();
+        let api = checkout.join("api");
+        assert_eq!(
+            dockerfile_in("u", &checkout, &api, "Inside").unwrap(),
+            real.join("file")
+        );
+        for (path, kind) in [
+            ("Dockerfile", SourceErrorKind::Invalid),
+            ("src", SourceErrorKind::Invalid),
+            ("nope", SourceErrorKind::NotFound),
+            ("../file", SourceErrorKind::Invalid),
+        ] {
+            let err = dockerfile_in("u", &checkout, &api, path).unwrap_err();
+            assert_eq!(err.kind(), kind, "{path}: {err}");
+        }
         for (dir, kind) in [
             ("out", SourceErrorKind::Invalid),
             ("api/up", SourceErrorKind::Invalid),

@@ -19,7 +19,8 @@ mod url;
 
 pub use auth::GitAuth;
 pub use context::{
-    RemoteContext, check_context_path, context_dir, is_git_context, parse_remote_context,
+    RemoteContext, check_context_path, context_dir, dockerfile_in, is_git_context,
+    parse_remote_context,
 };
 pub use error::GitError;
 pub use fetch::{DEFAULT_MAX_CHECKOUT_BYTES, FetchControl, Fetched, GitFetch, fetch, fetch_with};

@@ -71,8 +71,14 @@ mod tests {
 
     #[test]
     fn blob_sizes_are_summed() {
-        let listing = b"100644 blob aaaa     12\ta b.txt\0120000 blob bbbb      4\tlink\0\
-160000 commit cccc       -\tsub\0040000 tree dddd       -\tdir\0";
+        let listing = [
+            "100644 blob aaaa     12\ta b.txt",
+            "120000 blob bbbb      4\tlink",
+            "160000 commit cccc       -\tsub",
+            "040000 tree dddd       -\tdir",
+        ]
+        .join("\0");
+        let listing = listing.as_bytes();
         assert_eq!(sum_blob_sizes(listing), 16);
         assert_eq!(sum_blob_sizes(b""), 0);
     }
