@@ -154,7 +154,7 @@ fn stratum_build_refuses_hostile_or_missing_git_contexts() {
 fn pod_build(
     registry: &TestRegistry,
     work: &Path,
-    source: serde_json::Value,
+    source: &serde_json::Value,
     tag: &str,
 ) -> (bool, stratum_crds::BuildResult) {
     let request = serde_json::json!({
@@ -203,13 +203,13 @@ fn pod_build_fetches_the_pinned_commit_and_reports_it() {
             "authDir": secret.display().to_string(),
         }})
     };
-    let (ok, result) = pod_build(&registry, work.path(), source(&commit, &secret), "v1");
+    let (ok, result) = pod_build(&registry, work.path(), &source(&commit, &secret), "v1");
     assert!(ok, "{result:?}");
     assert!(matches!(result.outcome, Outcome::Pushed(_)), "{result:?}");
     assert_eq!(result.source, Some(BuiltSource::Git { commit }));
 
     // The pinned commit is built, not the branch tip.
-    let (ok, result) = pod_build(&registry, work.path(), source(&f.first, &secret), "first");
+    let (ok, result) = pod_build(&registry, work.path(), &source(&f.first, &secret), "first");
     assert!(ok, "{result:?}");
     assert_eq!(
         result.source,
@@ -222,7 +222,7 @@ fn pod_build_fetches_the_pinned_commit_and_reports_it() {
     std::fs::create_dir_all(&wrong).unwrap();
     std::fs::write(wrong.join("username"), "alice").unwrap();
     std::fs::write(wrong.join("password"), "nope-token").unwrap();
-    let (ok, result) = pod_build(&registry, work.path(), source(&f.first, &wrong), "wrong");
+    let (ok, result) = pod_build(&registry, work.path(), &source(&f.first, &wrong), "wrong");
     assert!(!ok);
     let Outcome::Failed(failure) = &result.outcome else {
         panic!("expected a failure, got {result:?}");
@@ -235,7 +235,7 @@ fn pod_build_fetches_the_pinned_commit_and_reports_it() {
     assert!(!failure.message.contains("nope-token"), "{failure:?}");
 
     let gone = "0123456789abcdef0123456789abcdef01234567";
-    let (ok, result) = pod_build(&registry, work.path(), source(gone, &secret), "gone");
+    let (ok, result) = pod_build(&registry, work.path(), &source(gone, &secret), "gone");
     assert!(!ok);
     let Outcome::Failed(failure) = &result.outcome else {
         panic!("expected a failure, got {result:?}");
