@@ -13,9 +13,11 @@ use git_support::daemon::GitDaemon;
 use git_support::fixture::fixture;
 use git_support::http::{self, HttpGit};
 use git_support::sshd::Sshd;
+use stratum_builder::sandbox::CancelToken;
 use stratum_builder::source::SourceErrorKind;
 use stratum_builder::source::git::{
-    Fetched, GitAuth, GitError, GitFetch, Resolved, context_dir, fetch, resolve,
+    FetchControl, Fetched, GitAuth, GitError, GitFetch, Resolved, context_dir, fetch, fetch_with,
+    resolve,
 };
 
 fn anonymous() -> GitAuth {
@@ -422,4 +424,57 @@ fn fetch_of_an_unknown_repository_or_host() {
         )
         .is_err()
     );
+}
+
+/// A server that accepts connections and never answers: git waits until it is killed.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "git://127.0.0.1:{}/app.git",
+        listener.local_addr().unwrap().port()
+    );
+    (listener, url)
+}
+
+#[test]
+fn a_hanging_fetch_times_out_or_is_cancelled() {
+    let (_listener, url) = silent_server();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let control = FetchControl {
+        timeout: std::time::Duration::from_secs(2),
+        ..FetchControl::default()
+    };
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_with(
+        &spec(&url, commit, None),
+        &anonymous(),
+        dest.path(),
+        &control,
+    )
+    .unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+    assert_eq!(err.kind(), SourceErrorKind::Unavailable);
+
+    let cancel = CancelToken::new();
+    let control = FetchControl {
+        cancel: Some(cancel.clone()),
+        ..FetchControl::default()
+    };
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_with(
+        &spec(&url, commit, None),
+        &anonymous(),
+        dest.path(),
+        &control,
+    )
+    .unwrap_err();
+    canceller.join().unwrap();
+    assert!(matches!(err, GitError::Cancelled { .. }), "{err}");
+    // Far below the 30-minute default timeout: the cancel killed git.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
 }
