@@ -33,6 +33,8 @@ const ISOLATION_CONFIG: &[(&str, &str)] = &[
     ("protocol.file.allow", "never"),
     ("protocol.ext.allow", "never"),
     ("submodule.recurse", "false"),
+    // A bare repository committed inside the checkout is never picked up by discovery.
+    ("safe.bareRepository", "explicit"),
     ("advice.detachedHead", "false"),
     ("init.defaultBranch", "main"),
     ("gc.auto", "0"),
@@ -128,7 +130,13 @@ impl Session {
             .args(args)
             .current_dir(cwd)
             .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        // Repository discovery stops at `cwd`: a repository of the host above it (whose
+        // .git/config could set core.sshCommand) is never read.
+        if let Some(parent) = cwd.parent() {
+            command.env("GIT_CEILING_DIRECTORIES", parent);
+        }
+        command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
