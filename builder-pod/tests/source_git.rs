@@ -121,6 +121,7 @@ fn resolve_over_http_with_basic_auth() {
         &f.root,
         http::Options {
             credentials: Some(("alice".into(), "s3cret-token".into())),
+            redirect_to: None,
         },
     );
     let url = server.url("app.git");
@@ -339,6 +340,7 @@ fn fetch_over_http_with_basic_auth() {
         &f.root,
         http::Options {
             credentials: Some(("alice".into(), "s3cret-token".into())),
+            redirect_to: None,
         },
     );
     let url = server.url("app.git");
@@ -477,4 +479,40 @@ fn a_hanging_fetch_times_out_or_is_cancelled() {
     assert!(matches!(err, GitError::Cancelled { .. }), "{err}");
     // Far below the 30-minute default timeout: the cancel killed git.
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_origin() {
+    let f = fixture();
+    let creds = Some(("alice".to_owned(), "s3cret-token".to_owned()));
+    let elsewhere = HttpGit::start(
+        &f.root,
+        http::Options {
+            credentials: creds,
+            redirect_to: None,
+        },
+    );
+    let redirector = HttpGit::start(
+        &f.root,
+        http::Options {
+            credentials: None,
+            redirect_to: Some(format!("http://127.0.0.1:{}", elsewhere.port)),
+        },
+    );
+    let auth = GitAuth::Basic {
+        username: "alice".into(),
+        password: "s3cret-token".into(),
+    };
+    // The same credentials work on the other server when it is the one named...
+    assert_eq!(
+        resolve(&elsewhere.url("app.git"), Some("main"), &auth)
+            .unwrap()
+            .commit,
+        f.second
+    );
+    // ...but are not handed to it after a redirect from the server that was named.
+    let err = resolve(&redirector.url("app.git"), Some("main"), &auth).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
+    // Refused by the askpass origin check, not by the server rejecting a password.
+    assert!(err.to_string().contains("could not read Username"), "{err}");
 }

@@ -187,7 +187,13 @@ fn pod_build(
 fn pod_build_fetches_the_pinned_commit_and_reports_it() {
     let (f, commit) = repo_with_link();
     let creds = Some(("alice".to_owned(), "s3cret-token".to_owned()));
-    let server = HttpGit::start(&f.root, http::Options { credentials: creds });
+    let server = HttpGit::start(
+        &f.root,
+        http::Options {
+            credentials: creds,
+            redirect_to: None,
+        },
+    );
     let registry = TestRegistry::start(Auth::None);
     let work = tempfile::tempdir().unwrap();
     let secret = work.path().join("secret");

@@ -19,6 +19,8 @@ pub struct HttpGit {
 pub struct Options {
     /// `user:password` the server requires; `None` = anonymous.
     pub credentials: Option<(String, String)>,
+    /// Answer every request with a 302 to this base URL (plus the request's path and query).
+    pub redirect_to: Option<String>,
 }
 
 impl HttpGit {
@@ -82,6 +84,16 @@ fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Resul
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    if let Some(base) = &options.redirect_to {
+        out.write_all(
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: {base}{target}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )?;
+        return Ok(());
+    }
     if let Some((user, password)) = &options.credentials {
         let expected = format!(
             "Basic {}",

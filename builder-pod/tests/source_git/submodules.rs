@@ -176,10 +176,17 @@ fn credentials_go_only_to_the_superprojects_origin() {
         &t.root,
         http::Options {
             credentials: creds.clone(),
+            redirect_to: None,
         },
     );
     // Another server (standing in for another host) that would accept the same token.
-    let other = HttpGit::start(&t.root, http::Options { credentials: creds });
+    let other = HttpGit::start(
+        &t.root,
+        http::Options {
+            credentials: creds,
+            redirect_to: None,
+        },
+    );
     let home_url = home.url("app.git");
     let lib_commit = t.lib.git(&["rev-parse", "HEAD"]);
     drop_submodule(&t.app, "lib");

@@ -139,7 +139,7 @@ pub(crate) fn prepare(url: &GitUrl, auth: &GitAuth, home: &Path) -> Result<AuthE
         Transport::Https | Transport::Http => {
             if matches!(auth, GitAuth::SshKey { .. }) {
                 return Err(config_error(
-                    "an SSH key cannot authenticate an http(s) URL; use an ssh:// URL or a basic-auth Secret",
+                    "an SSH key cannot authenticate an http(s) URL; use an ssh:// URL or username/password",
                 ));
             }
             if let Some((username, password)) = basic {
@@ -162,7 +162,8 @@ pub(crate) fn prepare(url: &GitUrl, auth: &GitAuth, home: &Path) -> Result<AuthE
             } = auth
             else {
                 return Err(config_error(
-                    "an ssh URL needs an SSH key Secret (ssh-privatekey and known_hosts)",
+                    "an ssh URL needs an SSH key: a Secret (or `stratum build --git-auth` directory) \
+                     with ssh-privatekey and known_hosts",
                 ));
             };
             let Some(known_hosts) = known_hosts else {

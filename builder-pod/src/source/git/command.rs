@@ -318,6 +318,7 @@ fn summarise(stderr: &str) -> String {
         .filter(|l| {
             l.starts_with("fatal:")
                 || l.starts_with("error:")
+                || l.contains("errno=")
                 || l.contains("Permission denied")
                 || l.contains("Host key verification failed")
                 || l.contains("No ED25519 host key")
@@ -397,6 +398,10 @@ mod tests {
             "fatal: bad thing"
         );
         assert_eq!(summarise("a\nb\nc\nd\n"), "b; c; d");
+        assert_eq!(
+            summarise("fatal: unable to connect to h:\nh[0: 1.2.3.4]: errno=Connection refused\n"),
+            "fatal: unable to connect to h:; h[0: 1.2.3.4]: errno=Connection refused"
+        );
         assert_eq!(summarise(""), "git printed nothing");
     }
 }
