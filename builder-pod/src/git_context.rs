@@ -104,7 +104,8 @@ pub fn fetch_remote_context(
             commit: &resolved.commit,
             reference: resolved.reference.as_deref(),
             context_dir: subdir.as_deref(),
-            submodules: false,
+            // Docker (BuildKit's git source) always checks submodules out, recursively.
+            submodules: true,
             depth: None,
             keep_git_dir,
         },

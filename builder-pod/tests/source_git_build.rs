@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use git_support::daemon::GitDaemon;
 use git_support::fixture::{Fixture, fixture};
 use git_support::http::{self, HttpGit};
+use git_support::repo::Repo;
 use stratum_crds::contract::{BuiltSource, FailureReason, Outcome};
 use support::registry::{Auth, TestRegistry};
 
@@ -248,4 +249,36 @@ fn pod_build_fetches_the_pinned_commit_and_reports_it() {
     };
     assert_eq!(failure.reason, FailureReason::FetchFailed, "{failure:?}");
     assert!(failure.message.contains(gone), "{failure:?}");
+}
+
+#[test]
+fn stratum_build_fetches_submodules_like_docker() {
+    let f = fixture();
+    let lib = Repo::create(&f.root, "lib.git");
+    lib.write("lib.txt", "from the submodule\n");
+    let lib_commit = lib.commit("lib");
+    lib.push();
+    f.repo.write("app/Dockerfile", "FROM scratch\nCOPY . /\n");
+    f.repo.add_submodule("app/lib", "../lib.git", &lib_commit);
+    f.repo.commit_staged("with a submodule");
+    f.repo.push();
+    let daemon = GitDaemon::start(&f.root);
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    ok(&stratum_build(
+        &work.path().join("cache"),
+        &[
+            "-t",
+            "example.test/app:v1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &format!("{}#main:app", daemon.url("app.git")),
+    ));
+    let rootfs = unpack(&layout, "v1", work.path());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("lib/lib.txt")).unwrap(),
+        "from the submodule\n"
+    );
+    assert!(!rootfs.join("lib/.git").exists());
 }

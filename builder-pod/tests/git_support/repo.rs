@@ -100,4 +100,37 @@ impl Repo {
             ],
         );
     }
+
+    /// Stages the working tree, then a gitlink at `path` → `commit` and a `.gitmodules` entry
+    /// with `url`, without cloning anything (so hostile URLs are as easy to write as good
+    /// ones). Commit with [`Repo::commit_staged`]: `git add -A` would drop the gitlink, whose
+    /// directory is empty.
+    pub fn add_submodule(&self, path: &str, url: &str, commit: &str) {
+        self.git(&["add", "-A"]);
+        let gitmodules = self.work.join(".gitmodules");
+        let mut text = std::fs::read_to_string(&gitmodules).unwrap_or_default();
+        text.push_str(&format!(
+            "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
+        ));
+        std::fs::write(&gitmodules, text).unwrap();
+        self.git(&["add", ".gitmodules"]);
+        self.git(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{commit},{path}"),
+        ]);
+    }
+
+    /// Forgets the submodule at `path` (and the whole `.gitmodules`).
+    pub fn drop_submodule(&self, path: &str) {
+        self.git(&["update-index", "--force-remove", path]);
+        std::fs::remove_file(self.work.join(".gitmodules")).unwrap();
+    }
+
+    /// Commits what is staged and returns the commit id.
+    pub fn commit_staged(&self, subject: &str) -> String {
+        self.git(&["commit", "-q", "-m", subject]);
+        self.git(&["rev-parse", "HEAD"])
+    }
 }

@@ -8,26 +8,6 @@ use super::{anonymous, read, spec};
 use stratum_builder::source::SourceErrorKind;
 use stratum_builder::source::git::{GitAuth, GitError, fetch};
 
-/// Stages the working tree, then a gitlink at `path` → `commit` and a `.gitmodules` entry with
-/// `url`, without cloning anything (so hostile URLs can be written as easily as good ones).
-/// Commit with [`commit_staged`]: `git add -A` would drop the gitlink, whose directory is empty.
-fn add_submodule(repo: &Repo, path: &str, url: &str, commit: &str) {
-    repo.git(&["add", "-A"]);
-    let gitmodules = repo.work.join(".gitmodules");
-    let mut text = std::fs::read_to_string(&gitmodules).unwrap_or_default();
-    text.push_str(&format!(
-        "[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"
-    ));
-    std::fs::write(&gitmodules, text).unwrap();
-    repo.git(&["add", ".gitmodules"]);
-    repo.git(&[
-        "update-index",
-        "--add",
-        "--cacheinfo",
-        &format!("160000,{commit},{path}"),
-    ]);
-}
-
 struct Tree {
     _tmp: tempfile::TempDir,
     root: std::path::PathBuf,
@@ -37,17 +17,6 @@ struct Tree {
 }
 
 /// `app.git` ─ lib (`../lib.git`) ─ nested (`../nested.git`), each with one file.
-/// Forgets the submodule at `path` (and the whole `.gitmodules`).
-fn drop_submodule(repo: &Repo, path: &str) {
-    repo.git(&["update-index", "--force-remove", path]);
-    std::fs::remove_file(repo.work.join(".gitmodules")).unwrap();
-}
-
-fn commit_staged(repo: &Repo, subject: &str) -> String {
-    repo.git(&["commit", "-q", "-m", subject]);
-    repo.git(&["rev-parse", "HEAD"])
-}
-
 fn tree() -> Tree {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("srv");
@@ -58,13 +27,13 @@ fn tree() -> Tree {
     nested.push();
     let lib = Repo::create(&root, "lib.git");
     lib.write("lib.txt", "lib\n");
-    add_submodule(&lib, "nested", "../nested.git", &nested_commit);
-    let lib_commit = commit_staged(&lib, "lib");
+    lib.add_submodule("nested", "../nested.git", &nested_commit);
+    let lib_commit = lib.commit_staged("lib");
     lib.push();
     let app = Repo::create(&root, "app.git");
     app.write("Dockerfile", "FROM scratch\n");
-    add_submodule(&app, "lib", "../lib.git", &lib_commit);
-    commit_staged(&app, "app");
+    app.add_submodule("lib", "../lib.git", &lib_commit);
+    app.commit_staged("app");
     app.push();
     Tree {
         _tmp: tmp,
@@ -116,9 +85,9 @@ fn local_and_option_submodule_urls_are_refused() {
     for (i, bad) in hostile.iter().enumerate() {
         let branch = format!("hostile-{i}");
         t.app.git(&["checkout", "-q", "-b", &branch, "main"]);
-        drop_submodule(&t.app, "lib");
-        add_submodule(&t.app, "lib", bad, &lib_commit);
-        let commit = commit_staged(&t.app, "hostile submodule");
+        t.app.drop_submodule("lib");
+        t.app.add_submodule("lib", bad, &lib_commit);
+        let commit = t.app.commit_staged("hostile submodule");
         t.app.push();
         let dest = tempfile::tempdir().unwrap();
         let mut s = spec(&url, &commit, None);
@@ -140,22 +109,21 @@ fn a_hostile_url_one_level_down_is_refused_too() {
     let daemon = GitDaemon::start(&t.root);
     let url = daemon.url("app.git");
     // lib's own .gitmodules points at a local path; app's points at lib normally.
-    drop_submodule(&t.lib, "nested");
+    t.lib.drop_submodule("nested");
     let nested_commit = t.nested.git(&["rev-parse", "HEAD"]);
-    add_submodule(
-        &t.lib,
+    t.lib.add_submodule(
         "nested",
         &format!("file://{}", t.nested.bare.display()),
         &nested_commit,
     );
-    let lib_commit = commit_staged(&t.lib, "hostile nested");
+    let lib_commit = t.lib.commit_staged("hostile nested");
     t.lib.push();
     t.app.git(&[
         "update-index",
         "--cacheinfo",
         &format!("160000,{lib_commit},lib"),
     ]);
-    let commit = commit_staged(&t.app, "bump lib");
+    let commit = t.app.commit_staged("bump lib");
     t.app.push();
     let dest = tempfile::tempdir().unwrap();
     let mut s = spec(&url, &commit, None);
@@ -189,9 +157,10 @@ fn credentials_go_only_to_the_superprojects_origin() {
     );
     let home_url = home.url("app.git");
     let lib_commit = t.lib.git(&["rev-parse", "HEAD"]);
-    drop_submodule(&t.app, "lib");
-    add_submodule(&t.app, "lib", &other.url("lib.git"), &lib_commit);
-    let commit = commit_staged(&t.app, "lib elsewhere");
+    t.app.drop_submodule("lib");
+    t.app
+        .add_submodule("lib", &other.url("lib.git"), &lib_commit);
+    let commit = t.app.commit_staged("lib elsewhere");
     t.app.push();
     let auth = GitAuth::Basic {
         username: "alice".into(),
@@ -204,9 +173,9 @@ fn credentials_go_only_to_the_superprojects_origin() {
     assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
 
     // The same layout with a relative URL stays on the origin and gets the credentials.
-    drop_submodule(&t.app, "lib");
-    add_submodule(&t.app, "lib", "../lib.git", &lib_commit);
-    let commit = commit_staged(&t.app, "lib relative");
+    t.app.drop_submodule("lib");
+    t.app.add_submodule("lib", "../lib.git", &lib_commit);
+    let commit = t.app.commit_staged("lib relative");
     t.app.push();
     let dest = tempfile::tempdir().unwrap();
     let mut s = spec(&home_url, &commit, None);
