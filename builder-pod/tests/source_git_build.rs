@@ -16,7 +16,17 @@ use stratum_crds::contract::{BuiltSource, FailureReason, Outcome};
 use support::registry::{Auth, TestRegistry};
 
 fn stratum_build(cache: &Path, args: &[&str], context: &str) -> Output {
+    stratum_build_with_env(cache, args, context, &[])
+}
+
+fn stratum_build_with_env(
+    cache: &Path,
+    args: &[&str],
+    context: &str,
+    env: &[(&str, &Path)],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .envs(env.iter().copied())
         .arg("build")
         .arg("--cache-dir")
         .arg(cache)
@@ -281,4 +291,45 @@ fn stratum_build_fetches_submodules_like_docker() {
         "from the submodule\n"
     );
     assert!(!rootfs.join("lib/.git").exists());
+}
+
+#[test]
+fn the_users_git_configuration_and_hooks_are_never_used() {
+    let (f, _) = repo_with_link();
+    let daemon = GitDaemon::start(&f.root);
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("hook-ran");
+    let hooks = work.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    for hook in ["post-checkout", "post-merge", "reference-transaction"] {
+        let path = hooks.join(hook);
+        std::fs::write(&path, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    // A global config (and a HOME with a .gitconfig) that would run hooks and send every fetch
+    // from the daemon to a closed port.
+    let config = format!(
+        "[core]\n\thooksPath = {}\n[url \"git://127.0.0.1:1/\"]\n\tinsteadOf = git://127.0.0.1:{}/\n",
+        hooks.display(),
+        daemon.port
+    );
+    let global = work.path().join("gitconfig");
+    std::fs::write(&global, &config).unwrap();
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".gitconfig"), &config).unwrap();
+    let layout = work.path().join("layout");
+    ok(&stratum_build_with_env(
+        &work.path().join("cache"),
+        &[
+            "-t",
+            "example.test/app:v1",
+            "--output",
+            &format!("type=oci,dest={}", layout.display()),
+        ],
+        &format!("{}#main:app", daemon.url("app.git")),
+        &[("GIT_CONFIG_GLOBAL", &global), ("HOME", &home)],
+    ));
+    assert!(!marker.exists(), "a hook from the user's git config ran");
 }
