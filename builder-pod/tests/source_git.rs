@@ -6,6 +6,8 @@
 mod git_support;
 #[path = "source_git/hostile.rs"]
 mod hostile;
+#[path = "source_git/lfs.rs"]
+mod lfs;
 #[path = "source_git/submodules.rs"]
 mod submodules;
 

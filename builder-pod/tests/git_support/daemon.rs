@@ -1,5 +1,6 @@
 //! `git daemon` serving a directory of bare repositories over git:// on a loopback port.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -26,6 +27,8 @@ impl GitDaemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // `git daemon` runs `git-daemon` as a child: kill the whole group on drop.
+            .process_group(0)
             .spawn()
             .expect("starting git daemon");
         super::wait_for_port(port, "git daemon");
@@ -39,7 +42,9 @@ impl GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.wait();
     }
 }

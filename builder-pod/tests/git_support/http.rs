@@ -58,7 +58,7 @@ impl Drop for HttpGit {
     }
 }
 
-fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Result<()> {
+fn serve(stream: TcpStream, root: &Path, options: &Options) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     let mut request_line = String::new();
@@ -84,6 +84,11 @@ fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Resul
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
+    // Object downloads are pre-authorised by the batch answer (`authenticated: true`), like
+    // the signed URLs of real LFS servers.
+    if let Some(oid) = target.strip_prefix("/lfs-objects/") {
+        return lfs_object(&mut out, root, oid);
+    }
     if let Some(base) = &options.redirect_to {
         out.write_all(
             format!(
@@ -124,6 +129,9 @@ fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Resul
     } else if let Some(len) = header("content-length") {
         body.resize(len.parse().unwrap_or(0), 0);
         reader.read_exact(&mut body)?;
+    }
+    if target.ends_with("/info/lfs/objects/batch") {
+        return lfs_batch(&mut out, root, &body, &header("host").unwrap_or_default());
     }
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let mut cgi = Command::new("git");
@@ -185,4 +193,58 @@ fn serve(stream: TcpStream, root: &PathBuf, options: &Options) -> std::io::Resul
     let _ = writer.join();
     let _ = child.wait();
     Ok(())
+}
+
+/// The Git LFS batch API (download only): every object in `root/lfs-objects/<oid>` is offered
+/// at `/lfs-objects/<oid>` on this server; others get a per-object 404 error.
+fn lfs_batch(out: &mut TcpStream, root: &Path, body: &[u8], host: &str) -> std::io::Result<()> {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let objects: Vec<serde_json::Value> = request["objects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| {
+            let oid = o["oid"].as_str().unwrap_or("").to_owned();
+            let size = o["size"].as_u64().unwrap_or(0);
+            if root.join("lfs-objects").join(&oid).is_file() {
+                serde_json::json!({
+                    "oid": oid, "size": size, "authenticated": true,
+                    "actions": {"download": {"href": format!("http://{host}/lfs-objects/{oid}")}}
+                })
+            } else {
+                serde_json::json!({
+                    "oid": oid, "size": size,
+                    "error": {"code": 404, "message": "object not found"}
+                })
+            }
+        })
+        .collect();
+    let body = serde_json::json!({"transfer": "basic", "objects": objects}).to_string();
+    out.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.git-lfs+json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
+fn lfs_object(out: &mut TcpStream, root: &Path, oid: &str) -> std::io::Result<()> {
+    let path = root.join("lfs-objects").join(oid);
+    match std::fs::read(&path) {
+        Ok(bytes) if !oid.contains('/') => {
+            out.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    bytes.len()
+                )
+                .as_bytes(),
+            )?;
+            out.write_all(&bytes)
+        }
+        _ => out
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    }
 }

@@ -1,5 +1,5 @@
 //! Hostile repositories (threats-and-faults §2.6): symlinks out of the checkout, a `.git` path
-//! smuggled into a tree, huge files, LFS pointers.
+//! smuggled into a tree, huge files.
 
 use super::git_support::daemon::GitDaemon;
 use super::git_support::fixture::fixture;
@@ -119,29 +119,4 @@ fn a_checkout_over_the_size_limit_is_refused_before_it_is_written() {
             .len(),
         3 << 20
     );
-}
-
-#[test]
-fn lfs_pointers_are_a_clear_error() {
-    let f = fixture();
-    f.repo
-        .write(
-            ".gitattributes",
-            "*.bin filter=lfs diff=lfs merge=lfs -text\n",
-        )
-        .write(
-            "model.bin",
-            "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n",
-        );
-    let commit = f.repo.commit("lfs");
-    f.repo.push();
-    let daemon = GitDaemon::start(&f.root);
-    let dest = tempfile::tempdir().unwrap();
-    let err = fetch(
-        &spec(&daemon.url("app.git"), &commit, None),
-        &anonymous(),
-        dest.path(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("Git LFS"), "{err}");
 }

@@ -141,22 +141,22 @@ pub fn fetch_with(
         "log",
     )?);
 
+    super::lfs::pull_if_used(&session, dest, control.timeout)?;
     if spec.submodules {
         submodules::update(&session, dest, control.timeout)?;
-        if let Some(limit) = control.max_checkout_bytes {
-            // Submodules are checked out by `git submodule update` in one go, so their size
-            // is only known afterwards.
-            let size = super::size::disk_size(dest)?;
-            if size > limit {
-                return Err(GitError::TooLarge {
-                    url: session.url.redacted.clone(),
-                    size,
-                    limit,
-                });
-            }
+    }
+    if let Some(limit) = control.max_checkout_bytes {
+        // LFS objects and submodules are written by git-lfs and `git submodule update`, so
+        // their size is only known afterwards.
+        let size = super::size::disk_size(dest)?;
+        if size > limit {
+            return Err(GitError::TooLarge {
+                url: session.url.redacted.clone(),
+                size,
+                limit,
+            });
         }
     }
-    super::lfs::refuse_lfs(&session.url.redacted, dest)?;
     if !spec.keep_git_dir {
         remove_git_dirs(dest)?;
     }

@@ -118,6 +118,7 @@ fn update_level(
             });
         }
         if real.join(".git").exists() {
+            super::lfs::pull_if_used(session, &real, timeout)?;
             update_level(session, root, &real, timeout, depth + 1)?;
         }
     }
