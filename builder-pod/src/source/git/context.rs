@@ -8,13 +8,24 @@ use super::url::redact;
 use crate::source::SourceErrorKind;
 
 /// A git repository named as a build context.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteContext {
     pub url: String,
     /// The part before `:` in the fragment; `None` = the remote's default branch.
     pub reference: Option<String>,
     /// The part after `:` in the fragment; `None` = the repository root.
     pub subdir: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteContext {
+    // The URL may carry `user:token@`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteContext")
+            .field("url", &redact(&self.url))
+            .field("reference", &self.reference)
+            .field("subdir", &self.subdir)
+            .finish()
+    }
 }
 
 /// Whether a context argument names a git repository, by Docker's rules (BuildKit's

@@ -16,7 +16,7 @@ use crate::sandbox::CancelToken;
 use crate::source::SourceErrorKind;
 
 /// What to fetch.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GitFetch<'a> {
     pub url: &'a str,
     /// The pinned commit (40 hex digits).
@@ -30,6 +30,20 @@ pub struct GitFetch<'a> {
     pub depth: Option<u32>,
     /// Keep `.git` in the checkout (`--keep-git-dir`).
     pub keep_git_dir: bool,
+}
+
+impl std::fmt::Debug for GitFetch<'_> {
+    // The URL may carry `user:token@`; Debug output ends up in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitFetch")
+            .field("url", &super::url::redact(self.url))
+            .field("commit", &self.commit)
+            .field("reference", &self.reference)
+            .field("submodules", &self.submodules)
+            .field("depth", &self.depth)
+            .field("keep_git_dir", &self.keep_git_dir)
+            .finish()
+    }
 }
 
 /// What was checked out.
@@ -291,6 +305,19 @@ fn remove_git_dirs(dest: &Path) -> Result<(), GitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_url_credentials() {
+        let spec = GitFetch {
+            url: "https://u:tok3n@host/r.git",
+            commit: "a",
+            reference: None,
+            submodules: false,
+            depth: None,
+            keep_git_dir: false,
+        };
+        assert!(!format!("{spec:?}").contains("tok3n"));
+    }
 
     #[test]
     fn describe_splits_author_and_subject() {

@@ -13,7 +13,7 @@ pub enum Transport {
     Git,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct GitUrl {
     pub transport: Transport,
     /// What git is given: the URL without a password (an ssh user name stays: it is not secret
@@ -23,6 +23,17 @@ pub struct GitUrl {
     pub redacted: String,
     /// `user:password@` of an http(s) URL, moved out of the URL.
     pub userinfo_credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for GitUrl {
+    // Never print the password moved out of the URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitUrl")
+            .field("transport", &self.transport)
+            .field("redacted", &self.redacted)
+            .field("has_credentials", &self.userinfo_credentials.is_some())
+            .finish()
+    }
 }
 
 /// The printable form of any string a user calls a git URL, parseable or not: userinfo removed.
