@@ -189,6 +189,8 @@ impl GitUrl {
     }
 }
 
+/// Userinfo comes percent-encoded (`s%40cret`). `url` only exposes a decoder through
+/// `form_urlencoded`, which also reads `+` as a space; escaping `+` first keeps it literal.
 fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
