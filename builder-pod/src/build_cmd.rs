@@ -17,6 +17,7 @@ use stratum_builder::registry::{
     BlobPushed, ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
 };
 use stratum_builder::sandbox::CancelToken;
+use stratum_builder::source::git;
 use stratum_builder::store::Store;
 
 /// Blobs uploaded at the same time.
@@ -83,9 +84,28 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .with_context(|| format!("opening the cache dir {}", args.cache_dir.display()))?;
 
     let stdin_context;
+    let mut git_context = None;
     let context_dir = if args.context == "-" {
         stdin_context = extract_stdin_context(&store)?;
         stdin_context.path().to_owned()
+    } else if git::is_git_context(&args.context) {
+        let fetched = crate::git_context::fetch_remote_context(
+            &args.context,
+            args.keep_git_dir,
+            args.git_auth.as_deref(),
+            &store,
+            &cancel,
+        )?;
+        if !args.quiet {
+            eprintln!(
+                "fetched {} at commit {}",
+                git::redact_url(&args.context),
+                fetched.fetched.commit
+            );
+        }
+        let dir = fetched.context_dir.clone();
+        git_context = Some(fetched);
+        dir
     } else {
         let dir = PathBuf::from(&args.context);
         if !dir.is_dir() {
@@ -93,10 +113,22 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         }
         dir
     };
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| context_dir.join("Dockerfile"));
+    if git_context.is_none() && (args.keep_git_dir || args.git_auth.is_some()) {
+        bail!("--keep-git-dir and --git-auth apply only to a git repository as the context");
+    }
+    let dockerfile_path = match (&git_context, &args.file) {
+        // In a git context, Docker reads `-f` relative to the context, inside the repository.
+        (Some(git), file) if file.as_ref().is_none_or(|f| f.is_relative()) => {
+            let name = file.as_ref().map_or_else(
+                || "Dockerfile".to_owned(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            git.dockerfile(&name)?
+        }
+        (_, file) => file
+            .clone()
+            .unwrap_or_else(|| context_dir.join("Dockerfile")),
+    };
     let dockerfile = std::fs::read_to_string(&dockerfile_path)
         .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
 

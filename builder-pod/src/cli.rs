@@ -112,9 +112,20 @@ pub enum Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory, or `-` for a tar archive on standard input.
+    /// The build context: a directory, `-` for a tar archive on standard input, or a git
+    /// repository in Docker's syntax, `https://host/org/repo.git#ref:subdir` (also `ssh://`,
+    /// `git@host:org/repo.git`, `git://`; `#ref` and `:subdir` are optional).
     #[arg(value_name = "CONTEXT")]
     pub context: String,
+
+    /// Keep the repository's `.git` directory in a git context (it is removed by default).
+    #[arg(long)]
+    pub keep_git_dir: bool,
+
+    /// Credentials for a git context: a directory with `username` and `password` files (https)
+    /// or `ssh-privatekey` and `known_hosts` files (ssh), laid out like a Kubernetes Secret.
+    #[arg(long, value_name = "DIR")]
+    pub git_auth: Option<PathBuf>,
 
     /// The Dockerfile to use [default: CONTEXT/Dockerfile].
     #[arg(short = 'f', long = "file", value_name = "PATH")]
@@ -231,6 +242,8 @@ impl BuildArgs {
             ("--iidfile", self.iidfile.is_some()),
             ("--metadata-file", self.metadata_file.is_some()),
             ("--cache-repo", self.cache_repo.is_some()),
+            ("--keep-git-dir", self.keep_git_dir),
+            ("--git-auth", self.git_auth.is_some()),
         ];
         given
             .into_iter()

@@ -2,6 +2,7 @@
 
 mod build_cmd;
 mod cli;
+mod git_context;
 mod pod_build;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,11 @@ fn build(args: &BuildArgs) -> Result<()> {
     }
     if args.context == "-" {
         bail!("a tar context on standard input is not implemented yet; pass a directory");
+    }
+    if stratum_builder::source::git::is_git_context(&args.context) {
+        bail!(
+            "--dry-run of a git repository context is not implemented yet; clone it and pass the directory"
+        );
     }
     let dockerfile_path = args
         .file

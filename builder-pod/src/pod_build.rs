@@ -14,14 +14,16 @@ use stratum_builder::image::{Reference, Tag};
 use stratum_builder::layer;
 use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
 use stratum_builder::sandbox::CancelToken;
+use stratum_builder::source::git::{GitAuth, GitError};
 use stratum_builder::store::Store;
 use stratum_crds::contract::{
-    BuildFailure, BuildResult, FailureReason, PushedImage, RequestSource, StepTiming,
+    BuildFailure, BuildResult, BuiltSource, FailureReason, PushedImage, RequestSource, StepTiming,
 };
 use stratum_crds::{BuildRequest, Compression, ImageFormat as RequestFormat};
 
 use crate::build_cmd::{push_all, watch_signals};
 use crate::cli::PodBuildArgs;
+use crate::git_context::{self, GitContext, GitSourceSpec};
 
 /// Runs the request and writes the result; the exit code says whether an image was pushed.
 pub fn run(args: &PodBuildArgs) -> Result<()> {
@@ -67,14 +69,14 @@ fn failure(reason: FailureReason, message: String) -> BuildFailure {
 fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildFailure> {
     let builder_error =
         |e: &dyn std::fmt::Display| failure(FailureReason::BuilderError, e.to_string());
-    let dockerfile = match &request.source {
-        RequestSource::Inline { dockerfile } => dockerfile.clone(),
-        RequestSource::Git { url, .. } | RequestSource::Url { url, .. } => {
+    let inline_dockerfile = match &request.source {
+        RequestSource::Inline { dockerfile } => Some(dockerfile.clone()),
+        // Read from the checkout once it is fetched, below.
+        RequestSource::Git { .. } => None,
+        RequestSource::Url { url, .. } => {
             return Err(failure(
                 FailureReason::FetchFailed,
-                format!(
-                    "{url}: git and object-storage sources are not implemented in this builder yet"
-                ),
+                format!("{url}: object-storage sources are not implemented in this builder yet"),
             ));
         }
     };
@@ -91,9 +93,44 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
         tags.push(image.with_tag(tag));
     }
     let store = Store::open(cache_dir).map_err(|e| builder_error(&e))?;
+    let cancel = CancelToken::new();
+    watch_signals(cancel.clone());
+    let git = match &request.source {
+        RequestSource::Git {
+            url,
+            commit,
+            reference,
+            context_dir,
+            submodules,
+            depth,
+            auth_dir,
+        } => {
+            let spec = GitSourceSpec {
+                url,
+                commit,
+                reference: reference.as_deref(),
+                context_dir: context_dir.as_deref(),
+                submodules: *submodules,
+                depth: depth.and_then(|d| u32::try_from(d).ok()),
+                keep_git_dir: false,
+            };
+            Some(fetch_git_source(
+                &spec,
+                auth_dir.as_deref(),
+                &store,
+                &cancel,
+            )?)
+        }
+        _ => None,
+    };
     let context = store
         .scratch_dir("inline-context")
         .map_err(|e| builder_error(&e))?;
+    let (context_dir, dockerfile) = match (&git, inline_dockerfile) {
+        (Some(git), _) => (git.context_dir.clone(), read_git_dockerfile(git, request)?),
+        (None, Some(dockerfile)) => (context.path().to_owned(), dockerfile),
+        (None, None) => return Err(builder_error(&"the request has no Dockerfile")),
+    };
 
     let credentials = match &request.output.docker_config {
         Some(path) => Credentials::load(Path::new(path))
@@ -113,10 +150,8 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     )
     .map_err(|e| builder_error(&e))?;
     let sink: Arc<dyn progress::Progress> = Arc::new(progress::Plain::new(std::io::stderr(), true));
-    let cancel = CancelToken::new();
-    watch_signals(cancel.clone());
     let spec = BuildSpec {
-        context_dir: context.path().to_owned(),
+        context_dir,
         dockerfile,
         dockerfile_name: request.dockerfile.clone(),
         build_args: request
@@ -153,7 +188,44 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     .map_err(|e| builder_error(&e))?;
     let outcome = executor.run().map_err(|e| build_failure(&e))?;
     push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
-    Ok(result_of(&store, &outcome))
+    let mut result = result_of(&store, &outcome);
+    result.source = git.map(|git| BuiltSource::Git {
+        commit: git.fetched.commit,
+    });
+    Ok(result)
+}
+
+/// Fetches the request's pinned commit with the Secret mounted at `auth_dir`.
+fn fetch_git_source(
+    spec: &GitSourceSpec<'_>,
+    auth_dir: Option<&str>,
+    store: &Store,
+    cancel: &CancelToken,
+) -> Result<GitContext, BuildFailure> {
+    let git_failure = |e: GitError| failure(git_context::failure_reason(&e), e.to_string());
+    let auth = match auth_dir {
+        Some(dir) => GitAuth::from_secret_dir(Path::new(dir)).map_err(git_failure)?,
+        None => GitAuth::Anonymous,
+    };
+    let git = git_context::fetch(spec, &auth, store, cancel).map_err(git_failure)?;
+    eprintln!(
+        "fetched {} at commit {}",
+        stratum_builder::source::git::redact_url(spec.url),
+        git.fetched.commit
+    );
+    Ok(git)
+}
+
+fn read_git_dockerfile(git: &GitContext, request: &BuildRequest) -> Result<String, BuildFailure> {
+    let path = git
+        .dockerfile(&request.dockerfile)
+        .map_err(|e| failure(git_context::failure_reason(&e), e.to_string()))?;
+    std::fs::read_to_string(&path).map_err(|e| {
+        failure(
+            FailureReason::DockerfileInvalid,
+            format!("reading the Dockerfile {}: {e}", request.dockerfile),
+        )
+    })
 }
 
 fn result_of(store: &Store, outcome: &BuildOutcome) -> BuildResult {
