@@ -16,6 +16,10 @@ pub struct ObjectAuth {
     /// The service account JSON (`GOOGLE_SERVICE_ACCOUNT_KEY`).
     pub(crate) gcp_service_account: Option<String>,
     pub(crate) azure: AzureKeys,
+    /// Extra trusted CA certificates (PEM, the `ca.crt` key, as Flux's source secrets carry
+    /// it) for a store behind a private CA; added to the system roots, never replacing
+    /// verification.
+    pub(crate) ca_pem: Option<String>,
 }
 
 /// How an `https://` request authenticates.
@@ -95,6 +99,7 @@ impl ObjectAuth {
             aws,
             gcp_service_account: read("GOOGLE_SERVICE_ACCOUNT_KEY")?,
             azure,
+            ca_pem: read("ca.crt")?,
         })
     }
 }
@@ -136,6 +141,7 @@ impl fmt::Debug for ObjectAuth {
             .field("aws_endpoint", &self.aws.endpoint)
             .field("gcp_service_account", &self.gcp_service_account.is_some())
             .field("azure_account", &self.azure.account)
+            .field("ca_pem", &self.ca_pem.is_some())
             .finish()
     }
 }

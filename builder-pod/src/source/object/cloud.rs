@@ -13,7 +13,9 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, Certificate, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig,
+};
 
 use super::ObjectVersion;
 use super::auth::ObjectAuth;
@@ -40,13 +42,13 @@ impl CloudObject {
         };
         let (store, key): (Arc<dyn ObjectStore>, &str) = match url {
             ObjectUrl::S3 { bucket, key } => {
-                (Arc::new(s3(bucket, auth).build().map_err(invalid)?), key)
+                (Arc::new(s3(bucket, auth)?.build().map_err(invalid)?), key)
             }
             ObjectUrl::Gs { bucket, key } => {
-                (Arc::new(gcs(bucket, auth).build().map_err(invalid)?), key)
+                (Arc::new(gcs(bucket, auth)?.build().map_err(invalid)?), key)
             }
             ObjectUrl::Azure { container, blob } => (
-                Arc::new(azure(container, auth).build().map_err(invalid)?),
+                Arc::new(azure(container, auth)?.build().map_err(invalid)?),
                 blob,
             ),
             ObjectUrl::Http(_) => unreachable!("http(s) URLs are fetched by super::http"),
@@ -159,15 +161,27 @@ fn retry() -> RetryConfig {
 
 /// No overall deadline (a context may be gigabytes); a stalled connection fails after two
 /// minutes without a byte.
-fn client_options(endpoint: Option<&str>) -> ClientOptions {
-    ClientOptions::new()
+fn client_options(endpoint: Option<&str>, auth: &ObjectAuth) -> Result<ClientOptions, ObjectError> {
+    let mut options = ClientOptions::new();
+    if let Some(pem) = &auth.ca_pem {
+        let certs =
+            Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| ObjectError::Secret {
+                dir: "the source secret".into(),
+                key: "ca.crt".into(),
+                reason: format!("not a PEM certificate bundle: {e}"),
+            })?;
+        for cert in certs {
+            options = options.with_root_certificate(cert);
+        }
+    }
+    Ok(options
         .with_connect_timeout(Duration::from_secs(30))
         .with_timeout_disabled()
         .with_read_timeout(Duration::from_secs(120))
-        .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
+        .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://"))))
 }
 
-fn s3(bucket: &str, auth: &ObjectAuth) -> AmazonS3Builder {
+fn s3(bucket: &str, auth: &ObjectAuth) -> Result<AmazonS3Builder, ObjectError> {
     let keys = &auth.aws;
     // Keys in the secret replace the environment's chain entirely: mixing a secret's key with
     // an IRSA session token from the environment would sign with a mismatched pair.
@@ -190,24 +204,24 @@ fn s3(bucket: &str, auth: &ObjectAuth) -> AmazonS3Builder {
     if let Some(endpoint) = &keys.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
-    builder
+    Ok(builder
         .with_bucket_name(bucket)
         .with_retry(retry())
-        .with_client_options(client_options(keys.endpoint.as_deref()))
+        .with_client_options(client_options(keys.endpoint.as_deref(), auth)?))
 }
 
-fn gcs(bucket: &str, auth: &ObjectAuth) -> GoogleCloudStorageBuilder {
+fn gcs(bucket: &str, auth: &ObjectAuth) -> Result<GoogleCloudStorageBuilder, ObjectError> {
     let builder = match &auth.gcp_service_account {
         Some(key) => GoogleCloudStorageBuilder::new().with_service_account_key(key),
         None => GoogleCloudStorageBuilder::from_env(),
     };
-    builder
+    Ok(builder
         .with_bucket_name(bucket)
         .with_retry(retry())
-        .with_client_options(client_options(None))
+        .with_client_options(client_options(None, auth)?))
 }
 
-fn azure(container: &str, auth: &ObjectAuth) -> MicrosoftAzureBuilder {
+fn azure(container: &str, auth: &ObjectAuth) -> Result<MicrosoftAzureBuilder, ObjectError> {
     let keys = &auth.azure;
     let mut builder = match (&keys.account, &keys.access_key) {
         (Some(account), Some(key)) => MicrosoftAzureBuilder::new()
@@ -224,8 +238,8 @@ fn azure(container: &str, auth: &ObjectAuth) -> MicrosoftAzureBuilder {
     if let Some(endpoint) = &keys.endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
-    builder
+    Ok(builder
         .with_container_name(container)
         .with_retry(retry())
-        .with_client_options(client_options(keys.endpoint.as_deref()))
+        .with_client_options(client_options(keys.endpoint.as_deref(), auth)?))
 }

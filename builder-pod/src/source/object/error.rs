@@ -76,6 +76,13 @@ pub enum ObjectError {
     )]
     NoFileName { url: String },
 
+    #[error("the {what} {path:?} is refused: {reason}")]
+    NotContained {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+
     #[error("the context directory {dest} must exist and be empty")]
     DestNotEmpty { dest: PathBuf },
 
@@ -104,6 +111,7 @@ impl ObjectError {
             | Self::Archive { .. }
             | Self::Corrupt { .. }
             | Self::NoFileName { .. }
+            | Self::NotContained { .. }
             | Self::DestNotEmpty { .. } => SourceErrorKind::Invalid,
         }
     }

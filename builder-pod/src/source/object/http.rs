@@ -22,8 +22,19 @@ use super::url::redact;
 /// Redirects followed before giving up (curl's and reqwest's usual bound).
 const MAX_REDIRECTS: usize = 10;
 
-fn client() -> Result<Client, reqwest::Error> {
+fn client(auth: &ObjectAuth, shown: &str) -> Result<Client, ObjectError> {
+    let extra_roots = match &auth.ca_pem {
+        Some(pem) => reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+            ObjectError::Secret {
+                dir: "the source secret".into(),
+                key: "ca.crt".into(),
+                reason: format!("not a PEM certificate bundle: {e}"),
+            }
+        })?,
+        None => Vec::new(),
+    };
     Client::builder()
+        .tls_certs_merge(extra_roots)
         .user_agent(concat!("stratum/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         // Per read in the blocking client: a stalled server fails the fetch, a slow one does not.
@@ -43,6 +54,7 @@ fn client() -> Result<Client, reqwest::Error> {
             }
         }))
         .build()
+        .map_err(|e| transport_error(shown, e))
 }
 
 fn request(
@@ -99,7 +111,7 @@ pub(crate) fn transport_error(shown: &str, err: reqwest::Error) -> ObjectError {
 /// presigned URLs are signed for GET only and answer a HEAD with 403).
 pub(crate) fn probe(url: &Url, auth: &ObjectAuth) -> Result<ObjectVersion, ObjectError> {
     let shown = redact(url.as_str());
-    let client = client().map_err(|e| transport_error(&shown, e))?;
+    let client = client(auth, &shown)?;
     let first_byte = || {
         send(
             request(&client, reqwest::Method::GET, url, auth).header(RANGE, "bytes=0-0"),
@@ -120,7 +132,7 @@ pub(crate) fn probe(url: &Url, auth: &ObjectAuth) -> Result<ObjectVersion, Objec
 /// GETs the object: the response streams the body.
 pub(crate) fn get(url: &Url, auth: &ObjectAuth) -> Result<(Response, ObjectVersion), ObjectError> {
     let shown = redact(url.as_str());
-    let client = client().map_err(|e| transport_error(&shown, e))?;
+    let client = client(auth, &shown)?;
     let response = send(request(&client, reqwest::Method::GET, url, auth), &shown)?;
     let version = version(response.headers());
     Ok((response, version))

@@ -11,6 +11,7 @@
 mod archive;
 mod auth;
 mod cloud;
+mod contained;
 mod error;
 mod http;
 mod spool;
@@ -22,8 +23,9 @@ use std::path::Path;
 
 pub use archive::{ArchiveKind, MAX_EXPANSION};
 pub use auth::ObjectAuth;
+pub use contained::contained_path;
 pub use error::ObjectError;
-pub use url::{ObjectUrl, redact};
+pub use url::{ObjectUrl, is_object_context, redact};
 
 /// What identifies one version of an object, as the store reports it. The strings are opaque:
 /// compare them for equality, do not parse them (`last_modified` is the HTTP date for https

@@ -110,6 +110,16 @@ impl ObjectUrl {
     }
 }
 
+/// Whether a CLI context argument names an object (as Docker's URL contexts): an `https://`,
+/// `http://`, `s3://`, `gs://` or `azblob://` URL — except one ending in `.git` or carrying a
+/// `#ref:dir` fragment, which is a git context.
+pub fn is_object_context(arg: &str) -> bool {
+    let object_scheme = ["https://", "http://", "s3://", "gs://", "azblob://"]
+        .iter()
+        .any(|scheme| arg.starts_with(scheme));
+    object_scheme && !arg.ends_with(".git") && !arg.contains('#')
+}
+
 /// The URL as it may appear in errors, logs and status: userinfo removed and the query string
 /// replaced by `?…` (presigned URLs carry their signature there), fragment dropped.
 pub fn redact(text: &str) -> String {
@@ -210,6 +220,26 @@ mod tests {
                 (None, Err(err)) => assert_eq!(err.kind(), crate::source::SourceErrorKind::Invalid),
                 (expected, got) => panic!("{text}: expected {expected:?}, got {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn context_arguments_that_are_objects() {
+        let table = [
+            ("https://host/ctx.tar.gz", true),
+            ("http://127.0.0.1:8000/ctx.zip", true),
+            ("s3://bucket/ctx.tar", true),
+            ("gs://bucket/ctx.tar", true),
+            ("azblob://c/ctx.tar", true),
+            ("https://host/org/repo.git", false),
+            ("https://host/org/repo#main:dir", false),
+            ("git@host:org/repo.git", false),
+            (".", false),
+            ("-", false),
+            ("dir/https://x", false),
+        ];
+        for (arg, object) in table {
+            assert_eq!(is_object_context(arg), object, "{arg}");
         }
     }
 
