@@ -133,7 +133,7 @@ pub(crate) fn extract(
 ) -> Result<(), ObjectError> {
     let result = match kind {
         ArchiveKind::Tar | ArchiveKind::TarGz | ArchiveKind::TarZst => {
-            extract_tar(spool.as_file(), dest, max_bytes, shown)
+            extract_tar(spool.path(), dest, max_bytes, shown)
         }
         ArchiveKind::Zip => {
             super::zip::extract(spool.as_file(), dest, &extract_limits(max_bytes), shown)
@@ -148,14 +148,14 @@ pub(crate) fn extract(
     result
 }
 
-fn extract_tar(file: &File, dest: &Path, max_bytes: u64, shown: &str) -> Result<(), ObjectError> {
+fn extract_tar(spool: &Path, dest: &Path, max_bytes: u64, shown: &str) -> Result<(), ObjectError> {
     let archive = |source| ObjectError::Archive {
         url: shown.to_owned(),
         source,
     };
-    let reader = file
-        .try_clone()
-        .map_err(|e| ObjectError::io("cannot read the spool", dest, e))?;
+    // Opened afresh: the spool's own handle is positioned at its end.
+    let reader =
+        File::open(spool).map_err(|e| ObjectError::io("cannot read the spool", spool, e))?;
     let tar = layer::decompress(reader).map_err(archive)?;
     let options = ApplyOptions {
         limits: extract_limits(max_bytes),
