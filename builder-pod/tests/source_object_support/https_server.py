@@ -16,6 +16,7 @@ Every request is appended to LOG as one JSON line: method, path, headers.
 import base64, hashlib, json, os, ssl, sys, threading
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 ROOT, CERT, KEY, LOG = sys.argv[1:5]
 LOCK = threading.Lock()
@@ -30,7 +31,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def record(self):
-        entry = {"method": self.command, "path": self.path, "headers": dict(self.headers.items())}
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        entry = {"method": self.command, "path": self.path, "headers": headers}
         with LOCK, open(LOG, "a") as log:
             log.write(json.dumps(entry) + "\n")
 
@@ -61,7 +63,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.record()
-        path = self.path.split("?", 1)[0]
+        # GCS's XML API percent-encodes the whole object name (`dir%2Fctx%2Etar%2Egz`).
+        path = unquote(self.path.split("?", 1)[0])
         parts = path.lstrip("/").split("/", 1)
         kind, rest = parts[0], (parts[1] if len(parts) > 1 else "")
         auth = self.headers.get("Authorization", "")
@@ -86,7 +89,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "gcs":
             return self.serve_file("gcs/" + rest)
         if kind == "azure":
-            if not (auth.startswith("SharedKey devaccount:") and self.headers.get("x-ms-date")
+            dated = self.headers.get("x-ms-date") or self.headers.get("date")
+            if not (auth.startswith("SharedKey devaccount:") and dated
                     and self.headers.get("x-ms-version")):
                 return self.answer(403, b"AuthenticationFailed")
             # The path after the endpoint is /CONTAINER/BLOB.

@@ -36,9 +36,11 @@ impl CloudObject {
         auth: &ObjectAuth,
         shown: &str,
     ) -> Result<Self, ObjectError> {
-        let invalid = |e: object_store::Error| ObjectError::InvalidUrl {
+        // Building a store fails on configuration the secret supplied (an undecodable service
+        // account key or account key, a bad endpoint): the secret is what to fix.
+        let invalid = |e: object_store::Error| ObjectError::StoreConfig {
             url: shown.to_owned(),
-            reason: describe(&e),
+            detail: describe(&e),
         };
         let (store, key): (Arc<dyn ObjectStore>, &str) = match url {
             ObjectUrl::S3 { bucket, key } => {

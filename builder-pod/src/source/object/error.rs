@@ -22,6 +22,12 @@ pub enum ObjectError {
         reason: String,
     },
 
+    #[error(
+        "cannot configure the object store for {url}: {detail}; check the credentials and \
+         endpoint in the secret named by the source's secretRef"
+    )]
+    StoreConfig { url: String, detail: String },
+
     #[error("{url} does not exist ({detail}); check the bucket, key or path")]
     NotFound { url: String, detail: String },
 
@@ -100,7 +106,9 @@ impl ObjectError {
     pub fn kind(&self) -> SourceErrorKind {
         match self {
             Self::NotFound { .. } => SourceErrorKind::NotFound,
-            Self::Auth { .. } | Self::Secret { .. } => SourceErrorKind::Auth,
+            Self::Auth { .. } | Self::Secret { .. } | Self::StoreConfig { .. } => {
+                SourceErrorKind::Auth
+            }
             // A local disk failure (full ephemeral storage) may pass on another attempt or node.
             Self::Unavailable { .. } | Self::Io { .. } => SourceErrorKind::Unavailable,
             Self::Mismatch { .. } => SourceErrorKind::Mismatch,
