@@ -132,7 +132,7 @@ fn stratum_build_from_an_https_tarball_url() {
 fn pod_build(
     registry: &TestRegistry,
     work: &Path,
-    source: serde_json::Value,
+    source: &serde_json::Value,
     tag: &str,
 ) -> (bool, stratum_crds::BuildResult, String) {
     let request = serde_json::json!({
@@ -179,7 +179,7 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
     let (ok, result, stderr) = pod_build(
         &registry,
         work.path(),
-        serde_json::json!({
+        &serde_json::json!({
             "url": server.url("basic/ctx.tar.gz"),
             "sha256": pin,
             "contextDir": "app",
@@ -189,12 +189,7 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
     );
     assert!(ok, "{result:?}\n{stderr}");
     assert!(matches!(result.outcome, Outcome::Pushed(_)), "{result:?}");
-    assert_eq!(
-        result.source,
-        Some(BuiltSource::Url {
-            sha256: pin.clone()
-        })
-    );
+    assert_eq!(result.source, Some(BuiltSource::Url { sha256: pin }));
     let raw = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/pods/object:v1", registry.host_port))
@@ -227,7 +222,7 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
         ),
     ];
     for (i, (source, reason)) in failures.into_iter().enumerate() {
-        let (ok, result, _) = pod_build(&registry, work.path(), source.clone(), &format!("f{i}"));
+        let (ok, result, _) = pod_build(&registry, work.path(), &source, &format!("f{i}"));
         assert!(!ok, "{source}");
         let Outcome::Failed(failure) = &result.outcome else {
             panic!("{source}: expected a failure, got {result:?}");
