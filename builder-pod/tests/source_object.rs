@@ -135,6 +135,25 @@ fn a_redirect_is_followed() {
 }
 
 #[test]
+fn a_redirect_down_to_http_or_in_a_loop_is_refused() {
+    let server = HttpsServer::start();
+    server.put("ctx.tar", &context_tar());
+    for path in ["downgrade/ctx.tar", "loop/ctx.tar"] {
+        let (dir, result) = fetch_with(&server.url(path), &trusted(&server), None, MIB);
+        let err = result.unwrap_err();
+        assert!(matches!(err, ObjectError::Redirect { .. }), "{path}: {err}");
+        assert_eq!(err.kind(), SourceErrorKind::Invalid);
+        assert_eq!(tree(dir.path()), ["tree"]);
+    }
+    let plain_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/files/"))
+        .count();
+    assert_eq!(plain_requests, 0, "the downgraded URL was never requested");
+}
+
+#[test]
 fn statuses_map_to_error_kinds_for_probe_and_fetch() {
     let server = HttpsServer::start();
     let auth = trusted(&server);

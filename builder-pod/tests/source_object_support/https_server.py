@@ -5,6 +5,8 @@ Usage: https_server.py ROOT CERT KEY LOG
 Binds 127.0.0.1 on a free port, prints the port on stdout, and serves:
   /files/NAME           ROOT/NAME, with an ETag (md5 of the bytes) and Last-Modified
   /redirect/NAME        302 to /files/NAME
+  /downgrade/NAME       302 to http://…/files/NAME (plain http on the same port)
+  /loop/NAME            302 to itself
   /basic/NAME           ROOT/NAME behind Basic auth for user "builder" / password "s3cret pw"
   /bearer/NAME          ROOT/NAME behind "Authorization: Bearer tok-123"
   /nohead/NAME          ROOT/NAME, but HEAD answers 405 (as some presigned URLs do)
@@ -72,6 +74,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(rest)
         if kind == "redirect":
             return self.answer(302, b"", [("Location", "/files/" + rest)])
+        if kind == "downgrade":
+            return self.answer(302, b"", [("Location", "http://127.0.0.1:%d/files/%s" % (self.server.server_address[1], rest))])
+        if kind == "loop":
+            return self.answer(302, b"", [("Location", "/loop/" + rest)])
         if kind == "basic":
             if auth != BASIC:
                 return self.answer(401, b"", [("WWW-Authenticate", 'Basic realm="test"')])

@@ -40,6 +40,12 @@ pub enum ObjectError {
     #[error("{url} is unavailable ({detail}); the fetch is retried")]
     Unavailable { url: String, detail: String },
 
+    #[error(
+        "{url} redirected where Stratum does not follow ({detail}); point the source at the \
+         final https URL"
+    )]
+    Redirect { url: String, detail: String },
+
     #[error("{url} answered HTTP {status}; check the URL")]
     HttpStatus { url: String, status: u16 },
 
@@ -114,6 +120,7 @@ impl ObjectError {
             Self::Mismatch { .. } => SourceErrorKind::Mismatch,
             Self::InvalidUrl { .. }
             | Self::HttpStatus { .. }
+            | Self::Redirect { .. }
             | Self::TooLarge { .. }
             | Self::BadPin { .. }
             | Self::Archive { .. }
