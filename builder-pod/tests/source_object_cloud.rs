@@ -5,7 +5,10 @@
 
 mod source_object_support;
 
-use source_object_support::{Entry, HttpsServer, Moto, gzip, secret, sha256_hex, tar, tree};
+use source_object_support::{
+    AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Entry, HttpsServer, Moto, gzip, secret, sha256_hex, tar,
+    tree,
+};
 use stratum_builder::source::SourceErrorKind;
 use stratum_builder::source::object::{
     self, ArchiveKind, FetchedObject, ObjectAuth, ObjectError, ObjectFetch,
@@ -237,6 +240,44 @@ fn azblob_signs_with_the_account_key_against_the_endpoint() {
     .unwrap_err();
     assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
     assert!(!err.to_string().contains("not base64 !!"), "{err}");
+}
+
+#[test]
+fn azblob_against_azurite_with_a_verified_shared_key() {
+    let bytes = context();
+    let azurite = Azurite::start("contexts", &[("app/ctx.tar.gz", &bytes)]);
+    let creds = |key: &str| {
+        secret(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT),
+            ("AZURE_STORAGE_ACCOUNT_KEY", key),
+            ("AZURE_STORAGE_ENDPOINT", &azurite.endpoint),
+        ])
+    };
+    let good = creds(AZURITE_KEY);
+    let auth = ObjectAuth::from_secret_dir(good.path()).unwrap();
+    let version = object::probe("azblob://contexts/app/ctx.tar.gz", &auth).unwrap();
+    assert_eq!(version.size, Some(bytes.len() as u64));
+    let (dir, result) = fetch(
+        "azblob://contexts/app/ctx.tar.gz",
+        &auth,
+        Some(&sha256_hex(&bytes)),
+    );
+    let fetched = result.unwrap();
+    assert_eq!(fetched.etag, version.etag);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("tree/hello.txt")).unwrap(),
+        "hello from s3\n"
+    );
+    let err = object::probe("azblob://contexts/app/missing.tar", &auth).unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::NotFound, "{err}");
+
+    // A well-formed but wrong key: Azurite checks the HMAC and refuses it.
+    let wrong = creds("c2VjcmV0LWFjY291bnQta2V5LWZvci10ZXN0cw==");
+    let auth = ObjectAuth::from_secret_dir(wrong.path()).unwrap();
+    let (dir, result) = fetch("azblob://contexts/app/ctx.tar.gz", &auth, None);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Auth, "{err}");
+    assert_eq!(tree(dir.path()), ["tree"]);
 }
 
 #[test]
