@@ -9,7 +9,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use source_object_support::{Entry, HttpsServer, gzip, sha256_hex, tar};
+use source_object_support::{
+    AZURITE_ACCOUNT, AZURITE_KEY, Azurite, Entry, HttpsServer, Moto, gzip, sha256_hex, tar,
+};
 use stratum_crds::contract::{BuiltSource, FailureReason, Outcome};
 use support::registry::{Auth, TestRegistry};
 
@@ -126,6 +128,67 @@ fn stratum_build_from_an_https_tarball_url() {
         stderr.contains("certificate") || stderr.contains("SSL_CERT_FILE"),
         "{stderr}"
     );
+}
+
+fn app_archive() -> Vec<u8> {
+    gzip(&tar(&[
+        Entry::File("Dockerfile", b"FROM scratch\nCOPY hello.txt /hello.txt\n"),
+        Entry::File("hello.txt", b"hello from a bucket\n"),
+    ]))
+}
+
+/// `stratum build s3://…` and `stratum build azblob://…` with the environment's credentials
+/// (the CLI has no secret directory): AWS_* against moto, AZURE_STORAGE_* against Azurite.
+#[test]
+fn stratum_build_from_s3_and_azblob_urls_with_environment_credentials() {
+    let bytes = app_archive();
+    let moto = Moto::start("contexts", &[("app.tar.gz", &bytes)]);
+    let azurite = Azurite::start("contexts", &[("app.tar.gz", &bytes)]);
+    let work = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<(&str, &str)>); 2] = [
+        (
+            "s3://contexts/app.tar.gz",
+            vec![
+                ("AWS_ACCESS_KEY_ID", moto.access_key_id.as_str()),
+                ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ],
+        ),
+        (
+            "azblob://contexts/app.tar.gz",
+            vec![
+                ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT),
+                ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
+                ("AZURE_STORAGE_ENDPOINT", azurite.endpoint.as_str()),
+            ],
+        ),
+    ];
+    for (i, (url, env)) in cases.into_iter().enumerate() {
+        let layout = work.path().join(format!("layout-{i}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
+            .arg("build")
+            .arg("--cache-dir")
+            .arg(work.path().join("cache"))
+            .args(["-t", "x/bucket:1", "--progress", "plain"])
+            .arg("--output")
+            .arg(format!("type=oci,dest={}", layout.display()))
+            .arg(url)
+            .envs(env)
+            .output()
+            .unwrap();
+        ok(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&sha256_hex(&bytes)), "{url}: {stderr}");
+        let into = work.path().join(format!("u{i}"));
+        std::fs::create_dir(&into).unwrap();
+        let rootfs = unpack(&layout, "1", &into);
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(),
+            "hello from a bucket\n",
+            "{url}"
+        );
+    }
 }
 
 /// Runs `stratum pod-build` with a url-source request and returns the parsed result.
