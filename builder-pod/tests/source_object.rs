@@ -154,6 +154,17 @@ fn a_redirect_down_to_http_or_in_a_loop_is_refused() {
 }
 
 #[test]
+fn an_early_eof_is_a_retryable_failure_with_nothing_extracted() {
+    let server = HttpsServer::start();
+    server.put("ctx.tar", &context_tar());
+    let (dir, result) = fetch_with(&server.url("short/ctx.tar"), &trusted(&server), None, MIB);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("broke off"), "{err}");
+    assert_eq!(tree(dir.path()), ["tree"]);
+}
+
+#[test]
 fn statuses_map_to_error_kinds_for_probe_and_fetch() {
     let server = HttpsServer::start();
     let auth = trusted(&server);

@@ -7,6 +7,7 @@ Binds 127.0.0.1 on a free port, prints the port on stdout, and serves:
   /redirect/NAME        302 to /files/NAME
   /downgrade/NAME       302 to http://…/files/NAME (plain http on the same port)
   /loop/NAME            302 to itself
+  /short/NAME           ROOT/NAME with a Content-Length 4096 bytes too long, then EOF
   /basic/NAME           ROOT/NAME behind Basic auth for user "builder" / password "s3cret pw"
   /bearer/NAME          ROOT/NAME behind "Authorization: Bearer tok-123"
   /nohead/NAME          ROOT/NAME, but HEAD answers 405 (as some presigned URLs do)
@@ -78,6 +79,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(302, b"", [("Location", "http://127.0.0.1:%d/files/%s" % (self.server.server_address[1], rest))])
         if kind == "loop":
             return self.answer(302, b"", [("Location", "/loop/" + rest)])
+        if kind == "short":
+            # Announces more than it sends, then closes: an early EOF (threats §2.6 #37).
+            with open(os.path.join(ROOT, rest), "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 4096))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if kind == "basic":
             if auth != BASIC:
                 return self.answer(401, b"", [("WWW-Authenticate", 'Basic realm="test"')])
