@@ -281,6 +281,11 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
         (
             // The root of the tree has no Dockerfile (it is under app/).
             serde_json::json!({"url": server.url("basic/ctx.tar.gz"), "authDir": auth_dir}),
+            FailureReason::DockerfileInvalid,
+        ),
+        (
+            // A contextDir that does not exist in the archive.
+            serde_json::json!({"url": server.url("basic/ctx.tar.gz"), "contextDir": "nope", "authDir": auth_dir}),
             FailureReason::FetchFailed,
         ),
     ];
