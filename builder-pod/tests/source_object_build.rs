@@ -26,6 +26,7 @@ fn context_archive() -> Vec<u8> {
         Entry::Dir("app/sub"),
         Entry::File("app/sub/nested.txt", b"nested\n"),
         Entry::File("README", b"outside the contextDir\n"),
+        Entry::Symlink("escape", "/etc"),
     ]))
 }
 
@@ -282,6 +283,11 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
             // The root of the tree has no Dockerfile (it is under app/).
             serde_json::json!({"url": server.url("basic/ctx.tar.gz"), "authDir": auth_dir}),
             FailureReason::DockerfileInvalid,
+        ),
+        (
+            // A contextDir that is a symlink out of the tree (§2.6 #32): never followed.
+            serde_json::json!({"url": server.url("basic/ctx.tar.gz"), "contextDir": "escape", "authDir": auth_dir}),
+            FailureReason::FetchFailed,
         ),
         (
             // A contextDir that does not exist in the archive.
