@@ -17,7 +17,7 @@ use stratum_builder::registry::{
     BlobPushed, ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
 };
 use stratum_builder::sandbox::CancelToken;
-use stratum_builder::source::git;
+use stratum_builder::source::{git, object};
 use stratum_builder::store::Store;
 
 /// Blobs uploaded at the same time.
@@ -85,6 +85,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
 
     let stdin_context;
     let mut git_context = None;
+    // Keeps the fetched context's scratch directory until the build is done.
+    let _object_context;
+    let mut fetched_tree = None;
     let context_dir = if args.context == "-" {
         stdin_context = extract_stdin_context(&store)?;
         stdin_context.path().to_owned()
@@ -106,6 +109,11 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         let dir = fetched.context_dir.clone();
         git_context = Some(fetched);
         dir
+    } else if object::is_object_context(&args.context) {
+        let (dir, tree) = fetch_object_context(&store, &args.context)?;
+        _object_context = dir;
+        fetched_tree = Some(tree.clone());
+        tree
     } else {
         let dir = PathBuf::from(&args.context);
         if !dir.is_dir() {
@@ -116,16 +124,20 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     if git_context.is_none() && (args.keep_git_dir || args.git_auth.is_some()) {
         bail!("--keep-git-dir and --git-auth apply only to a git repository as the context");
     }
-    let dockerfile_path = match (&git_context, &args.file) {
+    let dockerfile_path = match (&git_context, &fetched_tree, &args.file) {
         // In a git context, Docker reads `-f` relative to the context, inside the repository.
-        (Some(git), file) if file.as_ref().is_none_or(|f| f.is_relative()) => {
+        (Some(git), _, file) if file.as_ref().is_none_or(|f| f.is_relative()) => {
             let name = file.as_ref().map_or_else(
                 || "Dockerfile".to_owned(),
                 |f| f.to_string_lossy().into_owned(),
             );
             git.dockerfile(&name)?
         }
-        (_, file) => file
+        // As with Docker's URL contexts, -f names a file inside the fetched tree.
+        (_, Some(tree), Some(file)) => {
+            object::contained_path(tree, &file.to_string_lossy(), "Dockerfile")?
+        }
+        (_, _, file) => file
             .clone()
             .unwrap_or_else(|| context_dir.join("Dockerfile")),
     };
@@ -388,6 +400,29 @@ fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
     )
     .map_err(|e| anyhow::anyhow!("extracting the context tar from standard input: {e}"))?;
     Ok(dir)
+}
+
+/// An object context (https, s3, gs, azblob URL): fetched into a scratch directory of the
+/// store and unpacked there. Credentials come from the environment's usual chains (AWS_*
+/// variables, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*), basic auth from the URL's userinfo, a
+/// private CA from SSL_CERT_FILE.
+fn fetch_object_context(store: &Store, url: &str) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = store.scratch_dir("object-context")?;
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).with_context(|| format!("creating {}", tree.display()))?;
+    let spec = object::ObjectFetch {
+        url,
+        sha256: None,
+        max_bytes: object::DEFAULT_MAX_BYTES,
+    };
+    let fetched = object::fetch(&spec, &object::ObjectAuth::anonymous(), &tree)?;
+    eprintln!(
+        "stratum: fetched the context {} ({:?}, sha256 {})",
+        object::redact(url),
+        fetched.kind,
+        fetched.sha256
+    );
+    Ok((dir, tree))
 }
 
 /// SIGTERM or SIGINT cancels the build: the running step's process tree is killed, mounts go

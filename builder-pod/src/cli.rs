@@ -112,9 +112,11 @@ pub enum Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory, `-` for a tar archive on standard input, or a git
+    /// The build context: a directory, `-` for a tar archive on standard input, a git
     /// repository in Docker's syntax, `https://host/org/repo.git#ref:subdir` (also `ssh://`,
-    /// `git@host:org/repo.git`, `git://`; `#ref` and `:subdir` are optional).
+    /// `git@host:org/repo.git`, `git://`; `#ref` and `:subdir` are optional), or the URL of an
+    /// archive or file (`https://…`, `s3://bucket/key`, `gs://…`, `azblob://container/blob`;
+    /// tar, tar.gz, tar.zst or zip, unpacked; any other file becomes the only file).
     #[arg(value_name = "CONTEXT")]
     pub context: String,
 

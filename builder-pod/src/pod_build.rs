@@ -3,7 +3,7 @@
 //! pushed or failed, always one result, so the operator never has to guess.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -15,6 +15,8 @@ use stratum_builder::layer;
 use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
 use stratum_builder::sandbox::CancelToken;
 use stratum_builder::source::git::{GitAuth, GitError};
+use stratum_builder::source::SourceErrorKind;
+use stratum_builder::source::object::{self, ObjectAuth, ObjectError, ObjectFetch};
 use stratum_builder::store::Store;
 use stratum_crds::contract::{
     BuildFailure, BuildResult, BuiltSource, FailureReason, PushedImage, RequestSource, StepTiming,
@@ -69,17 +71,6 @@ fn failure(reason: FailureReason, message: String) -> BuildFailure {
 fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildFailure> {
     let builder_error =
         |e: &dyn std::fmt::Display| failure(FailureReason::BuilderError, e.to_string());
-    let inline_dockerfile = match &request.source {
-        RequestSource::Inline { dockerfile } => Some(dockerfile.clone()),
-        // Read from the checkout once it is fetched, below.
-        RequestSource::Git { .. } => None,
-        RequestSource::Url { url, .. } => {
-            return Err(failure(
-                FailureReason::FetchFailed,
-                format!("{url}: object-storage sources are not implemented in this builder yet"),
-            ));
-        }
-    };
     let image = Reference::parse(&request.output.image)
         .map_err(|e| failure(FailureReason::BuilderError, format!("output image: {e}")))?;
     let mut tags = vec![image.clone()];
@@ -95,7 +86,31 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     let store = Store::open(cache_dir).map_err(|e| builder_error(&e))?;
     let cancel = CancelToken::new();
     watch_signals(cancel.clone());
-    let git = match &request.source {
+    let context = match &request.source {
+        RequestSource::Inline { dockerfile } => {
+            let dir = store
+                .scratch_dir("inline-context")
+                .map_err(|e| builder_error(&e))?;
+            BuildContext {
+                path: dir.path().to_owned(),
+                _keep: Box::new(dir),
+                dockerfile: dockerfile.clone(),
+                built: None,
+            }
+        }
+        RequestSource::Url {
+            url,
+            sha256,
+            context_dir,
+            auth_dir,
+        } => url_context(
+            &store,
+            url,
+            sha256.as_deref(),
+            context_dir.as_deref(),
+            auth_dir.as_deref(),
+            &request.dockerfile,
+        )?,
         RequestSource::Git {
             url,
             commit,
@@ -114,22 +129,16 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
                 depth: depth.and_then(|d| u32::try_from(d).ok()),
                 keep_git_dir: false,
             };
-            Some(fetch_git_source(
-                &spec,
-                auth_dir.as_deref(),
-                &store,
-                &cancel,
-            )?)
+            let git = fetch_git_source(&spec, auth_dir.as_deref(), &store, &cancel)?;
+            BuildContext {
+                path: git.context_dir.clone(),
+                dockerfile: read_git_dockerfile(&git, request)?,
+                built: Some(BuiltSource::Git {
+                    commit: git.fetched.commit.clone(),
+                }),
+                _keep: Box::new(git),
+            }
         }
-        _ => None,
-    };
-    let context = store
-        .scratch_dir("inline-context")
-        .map_err(|e| builder_error(&e))?;
-    let (context_dir, dockerfile) = match (&git, inline_dockerfile) {
-        (Some(git), _) => (git.context_dir.clone(), read_git_dockerfile(git, request)?),
-        (None, Some(dockerfile)) => (context.path().to_owned(), dockerfile),
-        (None, None) => return Err(builder_error(&"the request has no Dockerfile")),
     };
 
     let credentials = match &request.output.docker_config {
@@ -151,8 +160,8 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     .map_err(|e| builder_error(&e))?;
     let sink: Arc<dyn progress::Progress> = Arc::new(progress::Plain::new(std::io::stderr(), true));
     let spec = BuildSpec {
-        context_dir,
-        dockerfile,
+        context_dir: context.path.clone(),
+        dockerfile: context.dockerfile.clone(),
         dockerfile_name: request.dockerfile.clone(),
         build_args: request
             .build_args
@@ -189,9 +198,7 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     let outcome = executor.run().map_err(|e| build_failure(&e))?;
     push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
     let mut result = result_of(&store, &outcome);
-    result.source = git.map(|git| BuiltSource::Git {
-        commit: git.fetched.commit,
-    });
+    result.source = context.built;
     Ok(result)
 }
 
@@ -226,6 +233,85 @@ fn read_git_dockerfile(git: &GitContext, request: &BuildRequest) -> Result<Strin
             format!("reading the Dockerfile {}: {e}", request.dockerfile),
         )
     })
+}
+
+/// The build context: where it is, what keeps it there until the build is done (a scratch
+/// directory or a checkout, removed on drop), the Dockerfile text, and the revision fetched.
+struct BuildContext {
+    path: PathBuf,
+    _keep: Box<dyn std::any::Any>,
+    dockerfile: String,
+    built: Option<BuiltSource>,
+}
+
+/// Fetches an object source (https, s3, gs, azblob) into a scratch directory, verified against
+/// its pin, and picks `contextDir` and the Dockerfile inside it.
+fn url_context(
+    store: &Store,
+    url: &str,
+    sha256: Option<&str>,
+    context_dir: Option<&str>,
+    auth_dir: Option<&str>,
+    dockerfile: &str,
+) -> Result<BuildContext, BuildFailure> {
+    let fetch_failure = |e: ObjectError| failure(source_reason(e.kind()), e.to_string());
+    let auth = match auth_dir {
+        Some(dir) => ObjectAuth::from_secret_dir(Path::new(dir)).map_err(fetch_failure)?,
+        None => ObjectAuth::anonymous(),
+    };
+    let dir = store
+        .scratch_dir("object-context")
+        .map_err(|e| failure(FailureReason::BuilderError, e.to_string()))?;
+    // The spool goes beside the tree, inside the scratch directory, so it is never part of
+    // the context.
+    let root = dir.path().join("tree");
+    std::fs::create_dir(&root).map_err(|e| {
+        failure(
+            FailureReason::BuilderError,
+            format!("{}: {e}", root.display()),
+        )
+    })?;
+    let spec = ObjectFetch {
+        url,
+        sha256,
+        max_bytes: object::DEFAULT_MAX_BYTES,
+    };
+    let fetched = object::fetch(&spec, &auth, &root).map_err(fetch_failure)?;
+    let subdir = match context_dir {
+        Some(sub) => object::contained_path(&root, sub, "contextDir").map_err(fetch_failure)?,
+        None => root,
+    };
+    // A missing Dockerfile (or one that is a link out of the tree) is the Dockerfile's
+    // problem, not the fetch's.
+    let dockerfile_path = object::contained_path(&subdir, dockerfile, "Dockerfile")
+        .map_err(|e| failure(FailureReason::DockerfileInvalid, e.to_string()))?;
+    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+        failure(
+            FailureReason::DockerfileInvalid,
+            format!(
+                "cannot read the Dockerfile {dockerfile} from {}: {e}",
+                object::redact(url)
+            ),
+        )
+    })?;
+    Ok(BuildContext {
+        path: subdir,
+        _keep: Box::new(dir),
+        dockerfile: text,
+        built: Some(BuiltSource::Url {
+            sha256: fetched.sha256,
+        }),
+    })
+}
+
+/// The contract's reason for a source failure (shared by git and object sources).
+fn source_reason(kind: SourceErrorKind) -> FailureReason {
+    match kind {
+        SourceErrorKind::NotFound | SourceErrorKind::Invalid => FailureReason::FetchFailed,
+        SourceErrorKind::Auth => FailureReason::SourceAuthFailed,
+        SourceErrorKind::Unavailable => FailureReason::SourceUnavailable,
+        SourceErrorKind::Mismatch => FailureReason::SourceMismatch,
+    }
 }
 
 fn result_of(store: &Store, outcome: &BuildOutcome) -> BuildResult {
