@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::base::{BaseImage, pull};
 use super::cache::{Cache, CacheEntry, CacheKey, CachedLayer, StepInputs};
+use super::cache_repo::{self, RemoteCache};
 use super::metadata::StageConfig;
 use super::progress::{Event, Progress, rfc3339};
 use super::steps::{StepContext, run_fs_step};
@@ -88,6 +89,8 @@ pub struct Executor {
     spec: BuildSpec,
     store: Store,
     cache: Cache,
+    /// `--cache-repo`: entries shared through a registry repository.
+    remote: Option<RemoteCache>,
     registry: Arc<dyn Registry>,
     progress: Arc<dyn Progress>,
     cancel: CancelToken,
@@ -121,6 +124,7 @@ impl Executor {
             spec,
             store,
             cache,
+            remote: None,
             registry,
             progress,
             cancel,
@@ -129,8 +133,22 @@ impl Executor {
         })
     }
 
+    /// Shares the build cache through `repository` (a remote layer cache, as Kaniko's
+    /// `--cache-repo`), read and written with the registry client's credentials.
+    #[must_use]
+    pub fn with_cache_repository(mut self, repository: Repository) -> Self {
+        self.remote = Some(RemoteCache::new(repository));
+        self
+    }
+
     pub(crate) fn spec(&self) -> &BuildSpec {
         &self.spec
+    }
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+    pub(crate) fn remote_cache(&self) -> Option<&RemoteCache> {
+        self.remote.as_ref()
     }
     pub(crate) fn store(&self) -> &Store {
         &self.store
@@ -499,9 +517,7 @@ impl StageRun<'_> {
         };
         let prepared = ctx.prepare(state, &instruction.step)?;
         let key = self.key(state, &prepared.created_by, prepared.content.as_ref());
-        let cached = (!self.exec.spec().no_cache)
-            .then(|| self.exec.cache.get(&key))
-            .flatten();
+        let cached = cache_repo::lookup(self.exec, &key)?;
         let (layer, hit, created) = match cached {
             Some(entry) => {
                 let created = entry.created.clone();
@@ -519,7 +535,7 @@ impl StageRun<'_> {
                     }),
                     created: created.clone(),
                 };
-                self.exec.cache.put(&key, &entry)?;
+                cache_repo::record(self.exec, &key, &entry)?;
                 (layer, false, created)
             }
         };

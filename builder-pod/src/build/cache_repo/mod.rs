@@ -1,0 +1,277 @@
+//! The remote layer cache (`stratum build --cache-repo`, `ImageBuild spec.cache.repository`):
+//! cache entries kept in a registry repository, so a builder with an empty local cache (a fresh
+//! pod) reuses the layers of earlier builds, as Kaniko's `--cache-repo` does.
+//!
+//! The keys are the executor's chained [`CacheKey`]s, so a remote hit means exactly what a local
+//! hit means. The local cache is asked first; on a local miss the repository is; a remote hit
+//! fetches the layer blob (digest-verified), unpacks it (diffID-verified, as a base image layer
+//! is) and becomes a local entry. After a step runs, its entry is written to the repository; a
+//! local hit is written too when the repository lacks it, so a repository fills up from builders
+//! that already had a warm local cache. See docs/arch/cache-repo.md.
+//!
+//! The cache is an optimisation, never a reason to fail a build: a failed write is a warning
+//! and stops further writes for this build (one warning, not one per step, and no retry storm
+//! against a registry that refuses us); a failed read is a miss with a warning — a problem with
+//! one entry (missing or corrupt blob, a document that does not match its key) skips that entry
+//! only, a problem with the registry (unreachable, refused) stops further reads.
+
+pub mod entry;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::BuildError;
+use super::cache::{CacheEntry, CacheKey};
+use super::executor::Executor;
+use super::progress::Event;
+use crate::image::{ManifestRef, Repository};
+use crate::output::LayerInfo;
+use crate::registry::{ImagePush, LocalBlob, RegistryError, push_image};
+
+/// A cache repository and whether reading and writing it are still worth trying in this build.
+#[derive(Debug)]
+pub(crate) struct RemoteCache {
+    repository: Repository,
+    reads: AtomicBool,
+    writes: AtomicBool,
+}
+
+/// Why a remote lookup did not produce a hit.
+enum ReadFailure {
+    /// This entry is unusable; others may be fine.
+    Entry(String),
+    /// The repository cannot be read at all.
+    Source(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("writing a temporary file in {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Whether to write an entry the repository may already have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// The step just ran: write it (a stale entry under the same key is replaced).
+    Always,
+    /// A local hit: write it only if the repository lacks it.
+    IfAbsent,
+}
+
+impl RemoteCache {
+    pub fn new(repository: Repository) -> Self {
+        Self {
+            repository,
+            reads: AtomicBool::new(true),
+            writes: AtomicBool::new(true),
+        }
+    }
+
+    fn warn(&self, exec: &Executor, message: &str) {
+        tracing::warn!(repository = %self.repository, "{message}");
+        exec.progress().event(&Event::Warning { message });
+    }
+
+    /// The repository's entry for `key`, with its layer blob in the store and unpacked; `None`
+    /// on a miss or any failure (warned about).
+    fn lookup(&self, exec: &Executor, key: &CacheKey) -> Option<CacheEntry> {
+        if !self.reads.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.try_lookup(exec, key) {
+            Ok(found) => found,
+            Err(ReadFailure::Entry(why)) => {
+                let tag = entry::tag_for(key);
+                self.warn(
+                    exec,
+                    &format!(
+                        "cache repository {}: entry {tag} is unusable, running the step instead: {why}",
+                        self.repository
+                    ),
+                );
+                None
+            }
+            Err(ReadFailure::Source(why)) => {
+                if self.reads.swap(false, Ordering::Relaxed) {
+                    self.warn(
+                        exec,
+                        &format!(
+                            "cache repository {} cannot be read, building without it: {why}",
+                            self.repository
+                        ),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn try_lookup(
+        &self,
+        exec: &Executor,
+        key: &CacheKey,
+    ) -> Result<Option<CacheEntry>, ReadFailure> {
+        let repo = &self.repository;
+        let tag = ManifestRef::Tag(entry::tag_for(key));
+        let fetched = match exec.block_on(exec.registry().fetch_manifest(repo, &tag)) {
+            Ok(fetched) => fetched,
+            Err(e) if matches!(e.root(), RegistryError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(read_failure(&e)),
+        };
+        let entry_err = |e: entry::EntryError| ReadFailure::Entry(e.to_string());
+        let config = entry::entry_config(&fetched.manifest).map_err(entry_err)?;
+        let config = exec
+            .block_on(
+                exec.registry()
+                    .fetch_blob(repo, config, entry::MAX_ENTRY_BYTES),
+            )
+            .map_err(|e| read_failure(&e))?;
+        let (found, blob) =
+            entry::parse_entry(key, &fetched.manifest, &config).map_err(entry_err)?;
+        if let (Some(layer), Some(blob)) = (&found.layer, &blob) {
+            let store = exec.store();
+            if !store.has_blob(&blob.digest) {
+                let dest = store.blob_path(&blob.digest);
+                exec.block_on(exec.registry().fetch_blob_to(repo, blob, &dest))
+                    .map_err(|e| read_failure(&e))?;
+            }
+            let source = format!("the cache repository {repo}");
+            super::base::unpack(exec, &LayerInfo::from(layer), &source).map_err(|e| match e {
+                BuildError::Unpack { .. } => ReadFailure::Entry(e.to_string()),
+                other => ReadFailure::Source(other.to_string()),
+            })?;
+        }
+        Ok(Some(found))
+    }
+
+    /// Writes the entry for `key`; a failure is a warning and ends writing for this build.
+    fn publish(&self, exec: &Executor, key: &CacheKey, found: &CacheEntry, when: Publish) {
+        if !self.writes.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = self.try_publish(exec, key, found, when)
+            && self.writes.swap(false, Ordering::Relaxed)
+        {
+            self.warn(
+                exec,
+                &format!(
+                    "cache repository {}: cannot write entry {}, building on without writing the cache: {e}",
+                    self.repository,
+                    entry::tag_for(key)
+                ),
+            );
+        }
+    }
+
+    fn try_publish(
+        &self,
+        exec: &Executor,
+        key: &CacheKey,
+        found: &CacheEntry,
+        when: Publish,
+    ) -> Result<(), WriteError> {
+        let repo = &self.repository;
+        let tag = entry::tag_for(key);
+        if when == Publish::IfAbsent {
+            let reference = ManifestRef::Tag(tag.clone());
+            match exec.block_on(exec.registry().fetch_manifest(repo, &reference)) {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.root(), RegistryError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let docs = entry::documents(key, found);
+        let store = exec.store();
+        let config_file = temp_file(exec, &docs.config.bytes)?;
+        let mut blobs = vec![LocalBlob {
+            descriptor: docs.config.descriptor(),
+            path: config_file.path().to_owned(),
+        }];
+        // Kept alive until the push is done.
+        let empty_file;
+        match &found.layer {
+            Some(layer) => blobs.push(LocalBlob {
+                descriptor: docs.layer.clone(),
+                path: store.blob_path(&layer.digest),
+            }),
+            None => {
+                empty_file = temp_file(exec, entry::EMPTY_JSON)?;
+                blobs.push(LocalBlob {
+                    descriptor: docs.layer.clone(),
+                    path: empty_file.path().to_owned(),
+                });
+            }
+        }
+        exec.block_on(push_image(
+            exec.registry(),
+            &ImagePush {
+                repository: repo,
+                blobs: &blobs,
+                manifest: &docs.manifest,
+                tags: std::slice::from_ref(&tag),
+                mount_from: None,
+                concurrency: 2,
+            },
+        ))?;
+        Ok(())
+    }
+}
+
+/// A problem with one entry (absent or corrupt content) or with the repository as a whole.
+fn read_failure(e: &RegistryError) -> ReadFailure {
+    match e.reason() {
+        "ImageNotFound" | "ImageInvalid" => ReadFailure::Entry(e.to_string()),
+        _ => ReadFailure::Source(e.to_string()),
+    }
+}
+
+fn temp_file(exec: &Executor, bytes: &[u8]) -> Result<tempfile::NamedTempFile, WriteError> {
+    let dir = exec.store().tmp_dir();
+    let io = |source| WriteError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut file = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.flush().map_err(io)?;
+    Ok(file)
+}
+
+/// The cached result of `key`: the local cache's, else the repository's (which becomes a local
+/// entry). `None` with `--no-cache`, which reads nothing.
+pub(crate) fn lookup(exec: &Executor, key: &CacheKey) -> Result<Option<CacheEntry>, BuildError> {
+    if exec.spec().no_cache {
+        return Ok(None);
+    }
+    if let Some(found) = exec.cache().get(key) {
+        if let Some(remote) = exec.remote_cache() {
+            remote.publish(exec, key, &found, Publish::IfAbsent);
+        }
+        return Ok(Some(found));
+    }
+    let Some(found) = exec.remote_cache().and_then(|r| r.lookup(exec, key)) else {
+        return Ok(None);
+    };
+    exec.cache().put(key, &found)?;
+    Ok(Some(found))
+}
+
+/// Records the entry of a step that ran, locally and in the repository.
+pub(crate) fn record(
+    exec: &Executor,
+    key: &CacheKey,
+    found: &CacheEntry,
+) -> Result<(), BuildError> {
+    exec.cache().put(key, found)?;
+    if let Some(remote) = exec.remote_cache() {
+        remote.publish(exec, key, found, Publish::Always);
+    }
+    Ok(())
+}
