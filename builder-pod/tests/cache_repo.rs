@@ -247,6 +247,33 @@ fn a_fresh_builder_reuses_every_step_and_reproduces_the_image() {
 }
 
 #[test]
+fn a_warm_local_cache_fills_an_empty_repository() {
+    let f = Fixture::new();
+    let ctx = f.context(APP, FILES);
+    let repo = f.cache_repo();
+    let warm = f.fresh_cache("warm");
+    let first = f.build(&warm, &[], &ctx);
+    assert!(f.tags(&repo).is_empty());
+
+    let again = f.build(&warm, &["--cache-repo", repo.as_str()], &ctx);
+    assert_eq!(
+        again.cached,
+        [true, false, true, true, true, true, true, true, false],
+        "local hits"
+    );
+    assert_eq!(f.tags(&repo).len(), 6, "every local hit was written");
+
+    let fresh = f.build(
+        &f.fresh_cache("fresh"),
+        &["--cache-repo", repo.as_str()],
+        &ctx,
+    );
+    assert_eq!(fresh.cached, again.cached);
+    assert_eq!(fresh.image_id, first.image_id);
+    assert_eq!(fresh.manifest_digest, first.manifest_digest);
+}
+
+#[test]
 fn corrupt_or_missing_blobs_in_the_repository_are_misses() {
     let f = Fixture::new();
     let ctx = f.context(APP, FILES);
