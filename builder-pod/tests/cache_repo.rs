@@ -102,21 +102,7 @@ impl Fixture {
     }
 
     fn tags(&self, repo: &str) -> Vec<String> {
-        let out = Command::new("skopeo")
-            .args(["list-tags", "--tls-verify=false"])
-            .arg(format!("docker://{repo}"))
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return Vec::new();
-        }
-        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-        listed["Tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_owned())
-            .collect()
+        tags(repo, None)
     }
 
     /// The file the registry keeps a blob's bytes in.
@@ -129,6 +115,26 @@ impl Fixture {
             .join(hex)
             .join("data")
     }
+}
+
+/// The tags of `repo` (none if it does not exist), as skopeo lists them.
+fn tags(repo: &str, creds: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["list-tags", "--tls-verify=false"]);
+    if let Some(creds) = creds {
+        cmd.args(["--creds", creds]);
+    }
+    let out = cmd.arg(format!("docker://{repo}")).output().unwrap();
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    listed["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn parse_build(out: &Output, cache: &Path) -> Built {
@@ -271,6 +277,92 @@ fn a_warm_local_cache_fills_an_empty_repository() {
     assert_eq!(fresh.cached, again.cached);
     assert_eq!(fresh.image_id, first.image_id);
     assert_eq!(fresh.manifest_digest, first.manifest_digest);
+}
+
+#[test]
+fn no_cache_reads_nothing_but_refreshes_the_repository() {
+    let f = Fixture::new();
+    let ctx = f.context(APP, FILES);
+    let repo = f.cache_repo();
+    let cache_repo = ["--cache-repo", repo.as_str()];
+    let old = f.build(&f.fresh_cache("old"), &cache_repo, &ctx);
+
+    let refreshed = f.build(
+        &f.fresh_cache("refresh"),
+        &["--no-cache", "--cache-repo", repo.as_str()],
+        &ctx,
+    );
+    assert!(
+        refreshed.cached[1..].iter().all(|c| !c),
+        "{:?}",
+        refreshed.cached
+    );
+    assert!(refreshed.log.contains("ran-hello-one"));
+    assert_ne!(refreshed.image_id, old.image_id, "new history times");
+    assert!(refreshed.warnings.is_empty(), "{:?}", refreshed.warnings);
+
+    let next = f.build(&f.fresh_cache("next"), &cache_repo, &ctx);
+    assert_eq!(
+        next.image_id, refreshed.image_id,
+        "the entries were replaced"
+    );
+    assert_eq!(f.tags(&repo).len(), 6);
+}
+
+#[test]
+fn the_cache_repository_is_read_and_written_with_the_registry_credentials() {
+    let f = Fixture::new();
+    let ctx = f.context(APP, FILES);
+    let (user, pass) = ("cacher", "s3cret-pass");
+    let private = TestRegistry::start(Auth::Htpasswd {
+        user: user.into(),
+        pass: pass.into(),
+    });
+    let repo = format!("{}/team/app-cache", private.host_port);
+    let config = f.dir.path().join("config.json");
+    let auths = serde_json::json!({
+        "auths": {private.host_port.as_str(): {"username": user, "password": pass}}
+    });
+    std::fs::write(&config, auths.to_string()).unwrap();
+    let creds = format!("{user}:{pass}");
+
+    // Without credentials: a 401 for the reads and for the first write, two warnings.
+    let cache = f.fresh_cache("anonymous");
+    let out = f.run(
+        &cache,
+        &["--cache-repo", repo.as_str()],
+        &ctx,
+        &private.host_port,
+    );
+    let anonymous = parse_build(&out, &cache);
+    assert_eq!(anonymous.warnings.len(), 2, "{:?}", anonymous.warnings);
+    assert!(tags(&repo, Some(&creds)).is_empty());
+
+    let with_config = |name: &str| {
+        let cache = f.fresh_cache(name);
+        let out = f.run(
+            &cache,
+            &[
+                "--cache-repo",
+                repo.as_str(),
+                "--registry-config",
+                config.to_str().unwrap(),
+            ],
+            &ctx,
+            &private.host_port,
+        );
+        parse_build(&out, &cache)
+    };
+    let a = with_config("a");
+    assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    assert_eq!(tags(&repo, Some(&creds)).len(), 6);
+    let b = with_config("b");
+    assert_eq!(
+        b.cached,
+        [true, false, true, true, true, true, true, true, false]
+    );
+    assert_eq!(b.image_id, a.image_id);
+    assert!(!b.log.contains(pass), "the password never reaches the log");
 }
 
 #[test]
