@@ -156,6 +156,19 @@ impl Executor {
     pub(crate) fn registry(&self) -> &dyn Registry {
         &*self.registry
     }
+    pub(crate) fn registry_handle(&self) -> Arc<dyn Registry> {
+        self.registry.clone()
+    }
+    pub(crate) fn progress_handle(&self) -> Arc<dyn Progress> {
+        self.progress.clone()
+    }
+    /// Runs `task` on the I/O runtime in the background (cache uploads).
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(task)
+    }
     pub(crate) fn progress(&self) -> &dyn Progress {
         &*self.progress
     }
@@ -223,7 +236,13 @@ impl Executor {
             self.progress.event(&Event::Warning { message });
         }
 
-        let (states, steps) = self.run_stages(&plan, &bases)?;
+        let stages = self.run_stages(&plan, &bases);
+        // Entries of the steps that succeeded are worth keeping even when a later one failed:
+        // the retry reuses them.
+        if let Some(remote) = &self.remote {
+            remote.wait_for_uploads(&self);
+        }
+        let (states, steps) = stages?;
         let target = states
             .get(&plan.target)
             .ok_or_else(|| BuildError::Other("the target stage produced no result".into()))?;

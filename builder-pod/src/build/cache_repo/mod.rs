@@ -5,9 +5,10 @@
 //! The keys are the executor's chained [`CacheKey`]s, so a remote hit means exactly what a local
 //! hit means. The local cache is asked first; on a local miss the repository is; a remote hit
 //! fetches the layer blob (digest-verified), unpacks it (diffID-verified, as a base image layer
-//! is) and becomes a local entry. After a step runs, its entry is written to the repository; a
-//! local hit is written too when the repository lacks it, so a repository fills up from builders
-//! that already had a warm local cache. See docs/arch/cache-repo.md.
+//! is) and becomes a local entry. After a step runs, its entry is uploaded in the background
+//! while later steps run (as Kaniko does), and the build waits for the uploads before it
+//! finishes; a local hit is written too when the repository lacks it, so a repository fills up
+//! from builders that already had a warm local cache. See docs/arch/cache-repo.md.
 //!
 //! The cache is an optimisation, never a reason to fail a build: a failed write is a warning
 //! and stops further writes for this build (one warning, not one per step, and no retry storm
@@ -19,21 +20,26 @@ pub mod entry;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::BuildError;
 use super::cache::{CacheEntry, CacheKey};
 use super::executor::Executor;
-use super::progress::Event;
-use crate::image::{ManifestRef, Repository};
+use super::progress::{Event, Progress};
+use crate::image::{ManifestRef, Repository, Serialized, Tag};
 use crate::output::LayerInfo;
-use crate::registry::{ImagePush, LocalBlob, RegistryError, push_image};
+use crate::registry::{LocalBlob, Registry, RegistryError};
+
+/// Entries uploaded at the same time.
+const UPLOAD_SLOTS: usize = 2;
 
 /// A cache repository and whether reading and writing it are still worth trying in this build.
 #[derive(Debug)]
 pub(crate) struct RemoteCache {
     repository: Repository,
     reads: AtomicBool,
-    writes: AtomicBool,
+    shared: Arc<Shared>,
+    uploads: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Why a remote lookup did not produce a hit.
@@ -68,15 +74,19 @@ enum Publish {
 impl RemoteCache {
     pub fn new(repository: Repository) -> Self {
         Self {
+            shared: Arc::new(Shared {
+                repository: repository.clone(),
+                writes: AtomicBool::new(true),
+                slots: tokio::sync::Semaphore::new(UPLOAD_SLOTS),
+            }),
             repository,
             reads: AtomicBool::new(true),
-            writes: AtomicBool::new(true),
+            uploads: Mutex::new(Vec::new()),
         }
     }
 
     fn warn(&self, exec: &Executor, message: &str) {
-        tracing::warn!(repository = %self.repository, "{message}");
-        exec.progress().event(&Event::Warning { message });
+        warn(exec.progress(), &self.repository, message);
     }
 
     /// The repository's entry for `key`, with its layer blob in the store and unpacked; `None`
@@ -151,16 +161,64 @@ impl RemoteCache {
         Ok(Some(found))
     }
 
-    /// Writes the entry for `key`; a failure is a warning and ends writing for this build.
+    /// Writes the entry for `key` in the background, while later steps run (Kaniko does the
+    /// same); [`RemoteCache::wait_for_uploads`] joins them. A failure is a warning and ends
+    /// writing for this build.
     fn publish(&self, exec: &Executor, key: &CacheKey, found: &CacheEntry, when: Publish) {
-        if !self.writes.load(Ordering::Relaxed) {
+        if !self.shared.writes.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(e) = self.try_publish(exec, key, found, when)
-            && self.writes.swap(false, Ordering::Relaxed)
-        {
-            self.warn(
-                exec,
+        let upload = match Upload::prepare(exec, &self.repository, key, found, when) {
+            Ok(upload) => upload,
+            Err(e) => return self.shared.write_failed(exec.progress(), key, &e),
+        };
+        let this = self.shared.clone();
+        let registry = exec.registry_handle();
+        let progress = exec.progress_handle();
+        let key = key.clone();
+        let task = exec.spawn(async move {
+            let Ok(_slot) = this.slots.acquire().await else {
+                return;
+            };
+            if !this.writes.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Err(e) = upload.run(&*registry).await {
+                this.write_failed(&*progress, &key, &e);
+            }
+        });
+        self.uploads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
+    }
+
+    /// Waits for the uploads started so far; a cancelled build abandons them.
+    pub fn wait_for_uploads(&self, exec: &Executor) {
+        let tasks = std::mem::take(&mut *self.uploads.lock().unwrap_or_else(|e| e.into_inner()));
+        if exec.cancel_token().is_cancelled() {
+            tasks.iter().for_each(tokio::task::JoinHandle::abort);
+            return;
+        }
+        exec.block_on(futures::future::join_all(tasks));
+    }
+}
+
+/// The part of a [`RemoteCache`] that background uploads share.
+#[derive(Debug)]
+struct Shared {
+    repository: Repository,
+    writes: AtomicBool,
+    /// Uploads at the same time (they share the bandwidth with the build's own pulls).
+    slots: tokio::sync::Semaphore,
+}
+
+impl Shared {
+    fn write_failed(&self, progress: &dyn Progress, key: &CacheKey, e: &WriteError) {
+        if self.writes.swap(false, Ordering::Relaxed) {
+            warn(
+                progress,
+                &self.repository,
                 &format!(
                     "cache repository {}: cannot write entry {}, building on without writing the cache: {e}",
                     self.repository,
@@ -169,59 +227,92 @@ impl RemoteCache {
             );
         }
     }
+}
 
-    fn try_publish(
-        &self,
+/// One entry ready to upload: its documents, and the files its blobs are read from (the
+/// temporary ones live as long as the upload).
+struct Upload {
+    repository: Repository,
+    tag: Tag,
+    when: Publish,
+    manifest: Serialized,
+    blobs: Vec<LocalBlob>,
+    _temporary: Vec<tempfile::NamedTempFile>,
+}
+
+impl Upload {
+    fn prepare(
         exec: &Executor,
+        repository: &Repository,
         key: &CacheKey,
         found: &CacheEntry,
         when: Publish,
-    ) -> Result<(), WriteError> {
-        let repo = &self.repository;
-        let tag = entry::tag_for(key);
-        if when == Publish::IfAbsent {
-            let reference = ManifestRef::Tag(tag.clone());
-            match exec.block_on(exec.registry().fetch_manifest(repo, &reference)) {
-                Ok(_) => return Ok(()),
-                Err(e) if matches!(e.root(), RegistryError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    ) -> Result<Self, WriteError> {
         let docs = entry::documents(key, found);
-        let store = exec.store();
         let config_file = temp_file(exec, &docs.config.bytes)?;
         let mut blobs = vec![LocalBlob {
             descriptor: docs.config.descriptor(),
             path: config_file.path().to_owned(),
         }];
-        // Kept alive until the push is done.
-        let empty_file;
+        let mut temporary = vec![config_file];
         match &found.layer {
             Some(layer) => blobs.push(LocalBlob {
                 descriptor: docs.layer.clone(),
-                path: store.blob_path(&layer.digest),
+                path: exec.store().blob_path(&layer.digest),
             }),
             None => {
-                empty_file = temp_file(exec, entry::EMPTY_JSON)?;
+                let empty = temp_file(exec, entry::EMPTY_JSON)?;
                 blobs.push(LocalBlob {
                     descriptor: docs.layer.clone(),
-                    path: empty_file.path().to_owned(),
+                    path: empty.path().to_owned(),
                 });
+                temporary.push(empty);
             }
         }
-        exec.block_on(push_image(
-            exec.registry(),
-            &ImagePush {
-                repository: repo,
-                blobs: &blobs,
-                manifest: &docs.manifest,
-                tags: std::slice::from_ref(&tag),
-                mount_from: None,
-                concurrency: 2,
-            },
-        ))?;
+        Ok(Self {
+            repository: repository.clone(),
+            tag: entry::tag_for(key),
+            when,
+            manifest: docs.manifest,
+            blobs,
+            _temporary: temporary,
+        })
+    }
+
+    async fn run(&self, registry: &dyn Registry) -> Result<(), WriteError> {
+        let repo = &self.repository;
+        if self.when == Publish::IfAbsent {
+            let reference = ManifestRef::Tag(self.tag.clone());
+            match registry.fetch_manifest(repo, &reference).await {
+                Ok(_) => return Ok(()),
+                Err(e) if matches!(e.root(), RegistryError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Blob by blob rather than through `push_image`: this runs as a spawned task, which
+        // must be `Send`; the boxed futures of `Registry` are, but rustc cannot prove it for
+        // `push_image`'s stream of closures over borrowed blobs ("implementation of `FnOnce`
+        // is not general enough"). A blob the repository already has is skipped (HEAD).
+        for blob in &self.blobs {
+            registry
+                .push_blob(repo, &blob.descriptor, &blob.path, None)
+                .await?;
+        }
+        registry
+            .push_manifest(
+                repo,
+                &ManifestRef::Tag(self.tag.clone()),
+                &self.manifest.media_type,
+                &self.manifest.bytes,
+            )
+            .await?;
         Ok(())
     }
+}
+
+fn warn(progress: &dyn Progress, repository: &Repository, message: &str) {
+    tracing::warn!(repository = %repository, "{message}");
+    progress.event(&Event::Warning { message });
 }
 
 /// A problem with one entry (absent or corrupt content) or with the repository as a whole.
