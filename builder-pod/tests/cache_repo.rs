@@ -567,3 +567,20 @@ fn a_second_builder_pod_with_an_empty_cache_hits_the_cache_repository() {
     };
     assert_eq!(digest(&first), digest(&second));
 }
+
+/// threats-and-faults §2.5 #31 ("cached must equal cold"): with a fixed epoch, an image built from
+/// remote hits is byte-identical to one built cold, without any cache.
+#[test]
+fn reproducible_builds_from_the_cache_repository_equal_cold_ones() {
+    let f = Fixture::new();
+    let ctx = f.context(APP, FILES);
+    let repo = f.cache_repo();
+    let args = ["--reproducible", "--cache-repo", repo.as_str()];
+    let writer = f.build(&f.fresh_cache("writer"), &args, &ctx);
+    let warm = f.build(&f.fresh_cache("warm"), &args, &ctx);
+    assert!(warm.cached[2..8].iter().all(|c| *c), "{:?}", warm.cached);
+    let cold = f.build(&f.fresh_cache("cold"), &["--reproducible"], &ctx);
+    assert_eq!(warm.manifest_digest, cold.manifest_digest);
+    assert_eq!(writer.manifest_digest, cold.manifest_digest);
+    assert_eq!(warm.layers, cold.layers);
+}

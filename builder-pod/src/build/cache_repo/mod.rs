@@ -36,7 +36,6 @@ const UPLOAD_SLOTS: usize = 2;
 /// A cache repository and whether reading and writing it are still worth trying in this build.
 #[derive(Debug)]
 pub(crate) struct RemoteCache {
-    repository: Repository,
     reads: AtomicBool,
     shared: Arc<Shared>,
     uploads: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -75,18 +74,17 @@ impl RemoteCache {
     pub fn new(repository: Repository) -> Self {
         Self {
             shared: Arc::new(Shared {
-                repository: repository.clone(),
+                repository,
                 writes: AtomicBool::new(true),
                 slots: tokio::sync::Semaphore::new(UPLOAD_SLOTS),
             }),
-            repository,
             reads: AtomicBool::new(true),
             uploads: Mutex::new(Vec::new()),
         }
     }
 
     fn warn(&self, exec: &Executor, message: &str) {
-        warn(exec.progress(), &self.repository, message);
+        warn(exec.progress(), &self.shared.repository, message);
     }
 
     /// The repository's entry for `key`, with its layer blob in the store and unpacked; `None`
@@ -103,7 +101,7 @@ impl RemoteCache {
                     exec,
                     &format!(
                         "cache repository {}: entry {tag} is unusable, running the step instead: {why}",
-                        self.repository
+                        self.shared.repository
                     ),
                 );
                 None
@@ -114,7 +112,7 @@ impl RemoteCache {
                         exec,
                         &format!(
                             "cache repository {} cannot be read, building without it: {why}",
-                            self.repository
+                            self.shared.repository
                         ),
                     );
                 }
@@ -128,7 +126,7 @@ impl RemoteCache {
         exec: &Executor,
         key: &CacheKey,
     ) -> Result<Option<CacheEntry>, ReadFailure> {
-        let repo = &self.repository;
+        let repo = &self.shared.repository;
         let tag = ManifestRef::Tag(entry::tag_for(key));
         let fetched = match exec.block_on(exec.registry().fetch_manifest(repo, &tag)) {
             Ok(fetched) => fetched,
@@ -168,7 +166,7 @@ impl RemoteCache {
         if !self.shared.writes.load(Ordering::Relaxed) {
             return;
         }
-        let upload = match Upload::prepare(exec, &self.repository, key, found, when) {
+        let upload = match Upload::prepare(exec, &self.shared.repository, key, found, when) {
             Ok(upload) => upload,
             Err(e) => return self.shared.write_failed(exec.progress(), key, &e),
         };
