@@ -584,3 +584,23 @@ fn reproducible_builds_from_the_cache_repository_equal_cold_ones() {
     assert_eq!(writer.manifest_digest, cold.manifest_digest);
     assert_eq!(warm.layers, cold.layers);
 }
+
+#[test]
+fn multi_stage_builds_hit_in_every_stage() {
+    let f = Fixture::new();
+    let dockerfile = "FROM {BASE} AS tool
+RUN echo tool-$((1 + 1)) | tee /tool
+FROM {BASE}
+COPY --from=tool /tool /usr/local/tool
+RUN cat /usr/local/tool > /copied
+";
+    let ctx = f.context(dockerfile, &[]);
+    let repo = f.cache_repo();
+    let args = ["--cache-repo", repo.as_str()];
+    let a = f.build(&f.fresh_cache("a"), &args, &ctx);
+    assert_eq!(a.cached, [true, false, true, false, false]);
+    let b = f.build(&f.fresh_cache("b"), &args, &ctx);
+    assert_eq!(b.cached, [true, true, true, true, true]);
+    assert!(a.log.contains("tool-2") && !b.log.contains("tool-2"));
+    assert_eq!(b.manifest_digest, a.manifest_digest);
+}
