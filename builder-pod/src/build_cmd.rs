@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::cli::{BuildArgs, Compression, Format, Network, Progress};
 use stratum_builder::build::progress;
 use stratum_builder::build::{BuildOutcome, BuildSpec, Executor, ImageFormat, NetworkMode};
-use stratum_builder::image::{MediaType, Reference, Serialized, Tag};
+use stratum_builder::image::{MediaType, Reference, Repository, Serialized, Tag};
 use stratum_builder::layer;
 use stratum_builder::output;
 use stratum_builder::registry::{
@@ -61,11 +61,11 @@ pub fn parse_output(text: &str) -> Result<OutputSpec> {
 pub fn run(args: &BuildArgs) -> Result<()> {
     let cancel = CancelToken::new();
     watch_signals(cancel.clone());
-    if args.cache_repo.is_some() {
-        bail!(
-            "--cache-repo (a remote layer cache) is not implemented yet; the local cache in --cache-dir is used"
-        );
-    }
+    let cache_repo = args
+        .cache_repo
+        .as_deref()
+        .map(parse_cache_repo)
+        .transpose()?;
     let outputs = args
         .output
         .iter()
@@ -215,6 +215,10 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         sink.clone(),
         cancel,
     )?;
+    let executor = match cache_repo {
+        Some(repo) => executor.with_cache_repository(repo),
+        None => executor,
+    };
     let outcome = executor.run()?;
 
     write_outputs(&store, &outcome, &outputs, &tags, args)?;
@@ -447,6 +451,16 @@ pub(crate) fn watch_signals(cancel: CancelToken) {
 
 /// `KEY=VALUE` flags (`--label`, `--annotation`) as a map; a later duplicate key wins, as in
 /// `docker build`.
+/// `--cache-repo`: a repository, since every entry gets its own tag in it.
+pub(crate) fn parse_cache_repo(text: &str) -> Result<Repository> {
+    Repository::parse(text).with_context(|| {
+        format!(
+            "--cache-repo {text:?}: give a repository without a tag or digest \
+             (e.g. registry.example.com/team/app-cache); each cache entry gets its own tag in it"
+        )
+    })
+}
+
 fn key_values(flag: &str, given: &[String]) -> Result<BTreeMap<String, String>> {
     given
         .iter()
@@ -484,6 +498,21 @@ mod tests {
         ];
         for (text, expected) in table {
             assert_eq!(parse_output(text).ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_cache_repo_is_a_repository_without_tag_or_digest() {
+        let repo = parse_cache_repo("registry.example.com:5000/team/app-cache").unwrap();
+        assert_eq!(repo.registry(), "registry.example.com:5000");
+        assert_eq!(repo.path(), "team/app-cache");
+        for bad in [
+            "registry.example.com/team/app-cache:latest",
+            "registry.example.com/team/app-cache@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "Not A Repo",
+        ] {
+            let error = format!("{:#}", parse_cache_repo(bad).unwrap_err());
+            assert!(error.contains("without a tag or digest"), "{bad}: {error}");
         }
     }
 }

@@ -178,11 +178,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR", default_value = "/var/lib/stratum")]
     pub cache_dir: PathBuf,
 
-    /// Do not use the build cache.
+    /// Do not read the build cache (local or --cache-repo); every step runs. With --cache-repo
+    /// the fresh results are still written there, refreshing the remote cache.
     #[arg(long)]
     pub no_cache: bool,
 
-    /// A registry repository used as a remote layer cache.
+    /// Share the build cache through this registry repository (e.g.
+    /// registry.example.com/team/app-cache, no tag): steps missing from --cache-dir are looked
+    /// up there, and steps that ran are written there, with the --registry-config credentials.
+    /// A cache that cannot be read or written only costs a warning.
     #[arg(long, value_name = "REPOSITORY")]
     pub cache_repo: Option<String>,
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, anyhow};
 use stratum_builder::build::{
     BuildError, BuildOutcome, BuildSpec, Executor, ImageFormat, NetworkMode, progress,
 };
-use stratum_builder::image::{Reference, Tag};
+use stratum_builder::image::{Reference, Repository, Tag};
 use stratum_builder::layer;
 use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
 use stratum_builder::sandbox::CancelToken;
@@ -146,9 +146,19 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
             .map_err(|e| failure(FailureReason::RegistryAuthFailed, e.to_string()))?,
         None => Credentials::anonymous(),
     };
+    let cache_repo = request
+        .cache
+        .repository
+        .as_deref()
+        .map(Repository::parse)
+        .transpose()
+        .map_err(|e| builder_error(&format!("cache.repository: {e}")))?;
     let mut insecure = std::collections::BTreeSet::new();
     if request.output.insecure {
+        // `output.insecure` marks test registries; the cache repository is written like the
+        // image, so it is trusted the same way.
         insecure.insert(image.repository().registry().to_owned());
+        insecure.extend(cache_repo.iter().map(|r| r.registry().to_owned()));
     }
     let client = RegistryClient::new(
         ClientConfig {
@@ -195,6 +205,10 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
         cancel,
     )
     .map_err(|e| builder_error(&e))?;
+    let executor = match cache_repo {
+        Some(repo) => executor.with_cache_repository(repo),
+        None => executor,
+    };
     let outcome = executor.run().map_err(|e| build_failure(&e))?;
     push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
     let mut result = result_of(&store, &outcome);

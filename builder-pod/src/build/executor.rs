@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::base::{BaseImage, pull};
 use super::cache::{Cache, CacheEntry, CacheKey, CachedLayer, StepInputs};
+use super::cache_repo::{self, RemoteCache};
 use super::metadata::StageConfig;
 use super::progress::{Event, Progress, rfc3339};
 use super::steps::{StepContext, run_fs_step};
@@ -88,6 +89,8 @@ pub struct Executor {
     spec: BuildSpec,
     store: Store,
     cache: Cache,
+    /// `--cache-repo`: entries shared through a registry repository.
+    remote: Option<RemoteCache>,
     registry: Arc<dyn Registry>,
     progress: Arc<dyn Progress>,
     cancel: CancelToken,
@@ -121,6 +124,7 @@ impl Executor {
             spec,
             store,
             cache,
+            remote: None,
             registry,
             progress,
             cancel,
@@ -129,14 +133,41 @@ impl Executor {
         })
     }
 
+    /// Shares the build cache through `repository` (a remote layer cache, as Kaniko's
+    /// `--cache-repo`), read and written with the registry client's credentials.
+    #[must_use]
+    pub fn with_cache_repository(mut self, repository: Repository) -> Self {
+        self.remote = Some(RemoteCache::new(repository));
+        self
+    }
+
     pub(crate) fn spec(&self) -> &BuildSpec {
         &self.spec
+    }
+    pub(crate) fn cache(&self) -> &Cache {
+        &self.cache
+    }
+    pub(crate) fn remote_cache(&self) -> Option<&RemoteCache> {
+        self.remote.as_ref()
     }
     pub(crate) fn store(&self) -> &Store {
         &self.store
     }
     pub(crate) fn registry(&self) -> &dyn Registry {
         &*self.registry
+    }
+    pub(crate) fn registry_handle(&self) -> Arc<dyn Registry> {
+        self.registry.clone()
+    }
+    pub(crate) fn progress_handle(&self) -> Arc<dyn Progress> {
+        self.progress.clone()
+    }
+    /// Runs `task` on the I/O runtime in the background (cache uploads).
+    pub(crate) fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(task)
     }
     pub(crate) fn progress(&self) -> &dyn Progress {
         &*self.progress
@@ -205,7 +236,13 @@ impl Executor {
             self.progress.event(&Event::Warning { message });
         }
 
-        let (states, steps) = self.run_stages(&plan, &bases)?;
+        let stages = self.run_stages(&plan, &bases);
+        // Entries of the steps that succeeded are worth keeping even when a later one failed:
+        // the retry reuses them.
+        if let Some(remote) = &self.remote {
+            remote.wait_for_uploads(&self);
+        }
+        let (states, steps) = stages?;
         let target = states
             .get(&plan.target)
             .ok_or_else(|| BuildError::Other("the target stage produced no result".into()))?;
@@ -499,9 +536,7 @@ impl StageRun<'_> {
         };
         let prepared = ctx.prepare(state, &instruction.step)?;
         let key = self.key(state, &prepared.created_by, prepared.content.as_ref());
-        let cached = (!self.exec.spec().no_cache)
-            .then(|| self.exec.cache.get(&key))
-            .flatten();
+        let cached = cache_repo::lookup(self.exec, &key)?;
         let (layer, hit, created) = match cached {
             Some(entry) => {
                 let created = entry.created.clone();
@@ -519,7 +554,7 @@ impl StageRun<'_> {
                     }),
                     created: created.clone(),
                 };
-                self.exec.cache.put(&key, &entry)?;
+                cache_repo::record(self.exec, &key, &entry)?;
                 (layer, false, created)
             }
         };

@@ -7,12 +7,14 @@
 //! 2. resolve and pull those images into the store, each layer unpacked on its own
 //!    ([`base`]), then plan again with their environments and ONBUILD triggers;
 //! 3. run the stages the target needs, independent ones in parallel ([`executor`]); each step is
-//!    looked up in the cache first ([`cache`]) and otherwise executed ([`steps`]), its upper
-//!    directory committed as a layer ([`commit`]);
+//!    looked up in the cache first ([`cache`], then the cache repository if there is one,
+//!    [`cache_repo`]) and otherwise executed ([`steps`]), its upper directory committed as a
+//!    layer ([`commit`]);
 //! 4. write the target stage's config and manifest into the store ([`finish`]).
 
 mod base;
 pub mod cache;
+mod cache_repo;
 mod commit;
 pub mod copy;
 mod error;
