@@ -11,6 +11,7 @@ use stratum_operator::http::{HttpState, router};
 use stratum_operator::leader::{self, Elector};
 use stratum_operator::metrics::Metrics;
 use stratum_operator::result::RegistryVerifier;
+use stratum_operator::source::builder::BuilderResolver;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -65,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         concurrency: usize::try_from(config.concurrency).unwrap_or(usize::MAX),
     };
     let verifier = Arc::new(RegistryVerifier::default());
+    let resolver = Arc::new(BuilderResolver::default());
     let mut lost_leadership = false;
     if config.leader_election {
         // clap requires --lease-namespace with --leader-election.
@@ -94,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let _ = ctrl_tx.send(true);
             });
-            controller::run(client, settings, verifier, metrics, ready, ctrl_rx).await;
+            controller::run(
+                client, settings, verifier, resolver, metrics, ready, ctrl_rx,
+            )
+            .await;
             lost_leadership = !*leading.borrow();
         }
         let _ = stop_tx.send(true);
@@ -103,7 +108,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!("cannot release the Lease: {e}");
         }
     } else {
-        controller::run(client, settings, verifier, metrics, ready, stop_rx).await;
+        controller::run(
+            client, settings, verifier, resolver, metrics, ready, stop_rx,
+        )
+        .await;
         let _ = stop_tx.send(true);
     }
     server

@@ -7,7 +7,10 @@
 
 pub mod apply;
 pub mod observe;
+pub mod slots;
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;
 
@@ -18,17 +21,20 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
-use stratum_crds::{ImageBuild, Phase};
+use stratum_crds::{ImageBuild, ImageBuildStatus, Phase};
 
 use crate::metrics::Metrics;
 use crate::names::BUILD_LABEL;
 use crate::pod::{PodConfig, PodError};
 use crate::result::ImageVerifier;
+use crate::source::SourceResolver;
+use slots::Slots;
 
 pub use apply::reconcile;
 
@@ -46,11 +52,16 @@ pub struct Context {
     /// Builds that may hold a slot at once.
     pub concurrency: usize,
     pub verifier: Arc<dyn ImageVerifier>,
+    pub resolver: Arc<dyn SourceResolver>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// The ImageBuild caches of every controller (one per watched namespace); the concurrency
     /// slot is counted over all of them.
     pub stores: Vec<Store<ImageBuild>>,
+    /// Which builds hold a concurrency slot, as this process decided it (see [`Slots`]).
+    pub slots: Slots,
+    /// When the source of each build was last resolved (the `pollInterval` clock).
+    source_checks: Mutex<HashMap<ObjectRef<ImageBuild>, Timestamp>>,
     /// Consecutive reconcile failures per build, for `error_policy`'s backoff.
     failures: Mutex<HashMap<ObjectRef<ImageBuild>, u32>>,
 }
@@ -70,6 +81,7 @@ impl Context {
         pod_config: PodConfig,
         concurrency: usize,
         verifier: Arc<dyn ImageVerifier>,
+        resolver: Arc<dyn SourceResolver>,
         metrics: Arc<Metrics>,
         stores: Vec<Store<ImageBuild>>,
     ) -> Self {
@@ -83,23 +95,34 @@ impl Context {
             pod_config,
             concurrency,
             verifier,
+            resolver,
             metrics,
             stores,
+            slots: Slots::default(),
+            source_checks: Mutex::default(),
             failures: Mutex::default(),
         }
     }
 
-    /// Builds other than `except` that hold a slot: a phase between pod creation and a final
-    /// phase. Counted from the informer caches, which lag by a watch event, so two reconciles
-    /// racing for the last slot can both take it; the overshoot is bounded by the controller's
-    /// reconcile concurrency.
+    /// Builds other than `except` that hold a slot (see [`Slots::count`]).
     pub fn running(&self, except: Option<&ObjectRef<ImageBuild>>) -> usize {
-        self.stores
-            .iter()
-            .flat_map(|s| s.state())
-            .filter(|b| except != Some(&ObjectRef::from_obj(b.as_ref())))
-            .filter(|b| holds_slot(b))
-            .count()
+        self.slots.count(&self.stores, except)
+    }
+
+    /// When this process last resolved `build`'s source.
+    pub fn last_source_check(&self, build: &ObjectRef<ImageBuild>) -> Option<Timestamp> {
+        lock(&self.source_checks).get(build).copied()
+    }
+
+    fn source_checked(&self, build: &ObjectRef<ImageBuild>, at: Timestamp) {
+        lock(&self.source_checks).insert(build.clone(), at);
+    }
+
+    /// Drops everything kept about a build whose finalizer was removed (it is about to go).
+    fn forget(&self, build: &ObjectRef<ImageBuild>) {
+        self.slots.forget(build);
+        lock(&self.source_checks).remove(build);
+        self.lock_failures().remove(build);
     }
 
     fn succeeded(&self, build: &ObjectRef<ImageBuild>) {
@@ -112,11 +135,21 @@ impl Context {
     }
 }
 
+/// A lock whose data stays usable after a panic elsewhere (these maps hold only bookkeeping).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether `build` holds a concurrency slot.
 pub fn holds_slot(build: &ImageBuild) -> bool {
-    let status = build.status.as_ref();
+    status_holds_slot(build.metadata.generation, build.status.as_ref())
+}
+
+/// Whether a build of `generation` with `status` holds a concurrency slot: the status describes
+/// that generation, names a pod, and is between pod creation and a final phase.
+pub fn status_holds_slot(generation: Option<i64>, status: Option<&ImageBuildStatus>) -> bool {
     let phase = status.and_then(|s| s.phase);
-    let current = status.and_then(|s| s.observed_generation) == build.metadata.generation;
+    let current = status.and_then(|s| s.observed_generation) == generation;
     current
         && status.is_some_and(|s| s.pod_name.is_some())
         && matches!(
@@ -208,6 +241,7 @@ pub async fn run(
     client: Client,
     settings: Settings,
     verifier: Arc<dyn ImageVerifier>,
+    resolver: Arc<dyn SourceResolver>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -248,6 +282,7 @@ pub async fn run(
         pod_config,
         concurrency,
         verifier,
+        resolver,
         metrics,
         stores.clone(),
     ));
