@@ -17,6 +17,7 @@ use stratum_builder::registry::{
     BlobPushed, ClientConfig, Credentials, ImagePush, LocalBlob, RegistryClient, push_image,
 };
 use stratum_builder::sandbox::CancelToken;
+use stratum_builder::source::object;
 use stratum_builder::store::Store;
 
 /// Blobs uploaded at the same time.
@@ -83,9 +84,17 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         .with_context(|| format!("opening the cache dir {}", args.cache_dir.display()))?;
 
     let stdin_context;
+    // Keeps the fetched context's scratch directory until the build is done.
+    let _object_context;
+    let mut fetched_tree = None;
     let context_dir = if args.context == "-" {
         stdin_context = extract_stdin_context(&store)?;
         stdin_context.path().to_owned()
+    } else if object::is_object_context(&args.context) {
+        let (dir, tree) = fetch_object_context(&store, &args.context)?;
+        _object_context = dir;
+        fetched_tree = Some(tree.clone());
+        tree
     } else {
         let dir = PathBuf::from(&args.context);
         if !dir.is_dir() {
@@ -93,10 +102,14 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         }
         dir
     };
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| context_dir.join("Dockerfile"));
+    let dockerfile_path = match (&args.file, &fetched_tree) {
+        // As with Docker's URL contexts, -f names a file inside the fetched tree.
+        (Some(file), Some(tree)) => {
+            object::contained_path(tree, &file.to_string_lossy(), "Dockerfile")?
+        }
+        (Some(file), None) => file.clone(),
+        (None, _) => context_dir.join("Dockerfile"),
+    };
     let dockerfile = std::fs::read_to_string(&dockerfile_path)
         .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
 
@@ -361,6 +374,29 @@ fn extract_stdin_context(store: &Store) -> Result<tempfile::TempDir> {
     )
     .map_err(|e| anyhow::anyhow!("extracting the context tar from standard input: {e}"))?;
     Ok(dir)
+}
+
+/// An object context (https, s3, gs, azblob URL): fetched into a scratch directory of the
+/// store and unpacked there. Credentials come from the environment's usual chains (AWS_*
+/// variables, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*), basic auth from the URL's userinfo, a
+/// private CA from SSL_CERT_FILE.
+fn fetch_object_context(store: &Store, url: &str) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = store.scratch_dir("object-context")?;
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).with_context(|| format!("creating {}", tree.display()))?;
+    let spec = object::ObjectFetch {
+        url,
+        sha256: None,
+        max_bytes: object::DEFAULT_MAX_BYTES,
+    };
+    let fetched = object::fetch(&spec, &object::ObjectAuth::anonymous(), &tree)?;
+    eprintln!(
+        "stratum: fetched the context {} ({:?}, sha256 {})",
+        object::redact(url),
+        fetched.kind,
+        fetched.sha256
+    );
+    Ok((dir, tree))
 }
 
 /// SIGTERM or SIGINT cancels the build: the running step's process tree is killed, mounts go

@@ -112,7 +112,9 @@ pub enum Network {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context: a directory, or `-` for a tar archive on standard input.
+    /// The build context: a directory, `-` for a tar archive on standard input, or the URL of an
+    /// archive or file (`https://…`, `s3://bucket/key`, `gs://…`, `azblob://container/blob`;
+    /// tar, tar.gz, tar.zst or zip, unpacked; any other file becomes the only file).
     #[arg(value_name = "CONTEXT")]
     pub context: String,
 

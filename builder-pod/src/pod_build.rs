@@ -3,7 +3,7 @@
 //! pushed or failed, always one result, so the operator never has to guess.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
@@ -14,9 +14,11 @@ use stratum_builder::image::{Reference, Tag};
 use stratum_builder::layer;
 use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
 use stratum_builder::sandbox::CancelToken;
+use stratum_builder::source::SourceErrorKind;
+use stratum_builder::source::object::{self, ObjectAuth, ObjectError, ObjectFetch};
 use stratum_builder::store::Store;
 use stratum_crds::contract::{
-    BuildFailure, BuildResult, FailureReason, PushedImage, RequestSource, StepTiming,
+    BuildFailure, BuildResult, BuiltSource, FailureReason, PushedImage, RequestSource, StepTiming,
 };
 use stratum_crds::{BuildRequest, Compression, ImageFormat as RequestFormat};
 
@@ -67,17 +69,6 @@ fn failure(reason: FailureReason, message: String) -> BuildFailure {
 fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildFailure> {
     let builder_error =
         |e: &dyn std::fmt::Display| failure(FailureReason::BuilderError, e.to_string());
-    let dockerfile = match &request.source {
-        RequestSource::Inline { dockerfile } => dockerfile.clone(),
-        RequestSource::Git { url, .. } | RequestSource::Url { url, .. } => {
-            return Err(failure(
-                FailureReason::FetchFailed,
-                format!(
-                    "{url}: git and object-storage sources are not implemented in this builder yet"
-                ),
-            ));
-        }
-    };
     let image = Reference::parse(&request.output.image)
         .map_err(|e| failure(FailureReason::BuilderError, format!("output image: {e}")))?;
     let mut tags = vec![image.clone()];
@@ -91,9 +82,35 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
         tags.push(image.with_tag(tag));
     }
     let store = Store::open(cache_dir).map_err(|e| builder_error(&e))?;
-    let context = store
-        .scratch_dir("inline-context")
-        .map_err(|e| builder_error(&e))?;
+    let context = match &request.source {
+        RequestSource::Inline { dockerfile } => BuildContext {
+            dir: store
+                .scratch_dir("inline-context")
+                .map_err(|e| builder_error(&e))?,
+            subdir: None,
+            dockerfile: dockerfile.clone(),
+            built: None,
+        },
+        RequestSource::Url {
+            url,
+            sha256,
+            context_dir,
+            auth_dir,
+        } => url_context(
+            &store,
+            url,
+            sha256.as_deref(),
+            context_dir.as_deref(),
+            auth_dir.as_deref(),
+            &request.dockerfile,
+        )?,
+        RequestSource::Git { url, .. } => {
+            return Err(failure(
+                FailureReason::FetchFailed,
+                format!("{url}: git sources are not implemented in this builder yet"),
+            ));
+        }
+    };
 
     let credentials = match &request.output.docker_config {
         Some(path) => Credentials::load(Path::new(path))
@@ -116,8 +133,8 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     let cancel = CancelToken::new();
     watch_signals(cancel.clone());
     let spec = BuildSpec {
-        context_dir: context.path().to_owned(),
-        dockerfile,
+        context_dir: context.path(),
+        dockerfile: context.dockerfile.clone(),
         dockerfile_name: request.dockerfile.clone(),
         build_args: request
             .build_args
@@ -152,7 +169,94 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
     .map_err(|e| builder_error(&e))?;
     let outcome = executor.run().map_err(|e| build_failure(&e))?;
     push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
-    Ok(result_of(&store, &outcome))
+    let mut result = result_of(&store, &outcome);
+    result.source = context.built;
+    Ok(result)
+}
+
+/// The build context: the directory that holds it (removed on drop), the subdirectory chosen
+/// by `contextDir`, the Dockerfile text, and the revision that was fetched.
+struct BuildContext {
+    dir: tempfile::TempDir,
+    subdir: Option<PathBuf>,
+    dockerfile: String,
+    built: Option<BuiltSource>,
+}
+
+impl BuildContext {
+    fn path(&self) -> PathBuf {
+        self.subdir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().to_owned())
+    }
+}
+
+/// Fetches an object source (https, s3, gs, azblob) into a scratch directory, verified against
+/// its pin, and picks `contextDir` and the Dockerfile inside it.
+fn url_context(
+    store: &Store,
+    url: &str,
+    sha256: Option<&str>,
+    context_dir: Option<&str>,
+    auth_dir: Option<&str>,
+    dockerfile: &str,
+) -> Result<BuildContext, BuildFailure> {
+    let fetch_failure = |e: ObjectError| failure(source_reason(e.kind()), e.to_string());
+    let auth = match auth_dir {
+        Some(dir) => ObjectAuth::from_secret_dir(Path::new(dir)).map_err(fetch_failure)?,
+        None => ObjectAuth::anonymous(),
+    };
+    let dir = store
+        .scratch_dir("object-context")
+        .map_err(|e| failure(FailureReason::BuilderError, e.to_string()))?;
+    // The spool goes beside the tree, inside the scratch directory, so it is never part of
+    // the context.
+    let root = dir.path().join("tree");
+    std::fs::create_dir(&root).map_err(|e| {
+        failure(
+            FailureReason::BuilderError,
+            format!("{}: {e}", root.display()),
+        )
+    })?;
+    let spec = ObjectFetch {
+        url,
+        sha256,
+        max_bytes: object::DEFAULT_MAX_BYTES,
+    };
+    let fetched = object::fetch(&spec, &auth, &root).map_err(fetch_failure)?;
+    let subdir = match context_dir {
+        Some(sub) => object::contained_path(&root, sub, "contextDir").map_err(fetch_failure)?,
+        None => root,
+    };
+    let dockerfile_path =
+        object::contained_path(&subdir, dockerfile, "Dockerfile").map_err(fetch_failure)?;
+    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+        failure(
+            FailureReason::DockerfileInvalid,
+            format!(
+                "cannot read the Dockerfile {dockerfile} from {}: {e}",
+                object::redact(url)
+            ),
+        )
+    })?;
+    Ok(BuildContext {
+        dir,
+        subdir: Some(subdir),
+        dockerfile: text,
+        built: Some(BuiltSource::Url {
+            sha256: fetched.sha256,
+        }),
+    })
+}
+
+/// The contract's reason for a source failure (shared by git and object sources).
+fn source_reason(kind: SourceErrorKind) -> FailureReason {
+    match kind {
+        SourceErrorKind::NotFound | SourceErrorKind::Invalid => FailureReason::FetchFailed,
+        SourceErrorKind::Auth => FailureReason::SourceAuthFailed,
+        SourceErrorKind::Unavailable => FailureReason::SourceUnavailable,
+        SourceErrorKind::Mismatch => FailureReason::SourceMismatch,
+    }
 }
 
 fn result_of(store: &Store, outcome: &BuildOutcome) -> BuildResult {
