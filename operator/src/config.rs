@@ -19,10 +19,25 @@ use stratum_crds::types::spec::DEFAULT_TIMEOUT;
 pub const DEFAULT_BUILDER_IMAGE: &str =
     concat!("ghcr.io/stratum-dev/stratum:", env!("CARGO_PKG_VERSION"));
 
+/// What `--help` says after the flags: what the operator needs at run time, and the way out
+/// when it is gone but its finalizers are not.
+const AFTER_HELP: &str = "\
+Sources: before a builder pod starts, the operator resolves a git revision to a commit \
+(`git ls-remote`; needs `git` and `ssh` on PATH) and reads an object URL's ETag / Last-Modified \
+(a HEAD request), with the keys of the source Secret written to a private directory under \
+$TMPDIR for the duration of the call. `pollInterval` repeats that for finished builds and starts \
+a rebuild when the revision moved.
+
+Finalizer: every ImageBuild that had a builder pod carries the finalizer \
+`stratum.dev/builder-pods`; deleting it stops and removes its pods first (at most 10 minutes \
+for a pod stuck terminating). If the operator is uninstalled while ImageBuilds remain, remove \
+the finalizers by hand (this drops every finalizer of that ImageBuild): kubectl patch imagebuild NAME --type=json \
+-p '[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]'";
+
 /// The Stratum operator: reconciles ImageBuild resources into builder pods and records the pushed
 /// image in their status.
 #[derive(Debug, Clone, Parser, PartialEq)]
-#[command(name = "stratum-operator", version, about)]
+#[command(name = "stratum-operator", version, about, after_help = AFTER_HELP)]
 pub struct Config {
     /// Namespaces to watch, comma-separated. Empty (the default) watches all namespaces, which
     /// needs cluster-wide RBAC for ImageBuilds, Pods, Secrets and Events.
