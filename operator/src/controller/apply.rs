@@ -218,12 +218,41 @@ async fn resolve(
 /// `resourceVersion`, so a concurrent change of the finalizers gets 409 (and a retry) instead of
 /// being overwritten.
 async fn add_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
-    let mut finalizers = build.finalizers().to_vec();
-    if finalizers.iter().any(|f| f == FINALIZER) {
+    let with_ours = |b: &ImageBuild| {
+        let mut finalizers = b.finalizers().to_vec();
+        let present = finalizers.iter().any(|f| f == FINALIZER);
+        finalizers.push(FINALIZER.to_owned());
+        (!present).then_some(finalizers)
+    };
+    let Some(finalizers) = with_ours(build) else {
         return Ok(());
+    };
+    match patch_finalizers(ctx, build, &finalizers, "add_finalizer").await {
+        // The cached object is older than the stored one (often: an earlier reconcile added the
+        // finalizer a moment ago). Read it once and try again with what is stored.
+        Err(Error::Kube {
+            source: kube::Error::Api(e),
+            ..
+        }) if e.code == 409 => {
+            let api: Api<ImageBuild> =
+                Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+            let fresh = api
+                .get(&build.name_any())
+                .await
+                .map_err(|source| Error::Kube {
+                    step: "add_finalizer",
+                    build: qualified(build),
+                    source,
+                })?;
+            match with_ours(&fresh) {
+                None => Ok(()),
+                Some(finalizers) => {
+                    patch_finalizers(ctx, &fresh, &finalizers, "add_finalizer").await
+                }
+            }
+        }
+        other => other,
     }
-    finalizers.push(FINALIZER.to_owned());
-    patch_finalizers(ctx, build, &finalizers, "add_finalizer").await
 }
 
 /// Removes the finalizer; the apiserver then deletes the ImageBuild.

@@ -465,3 +465,32 @@ async fn the_concurrency_limit_counts_the_operators_own_claims() {
     assert_eq!(created.body["metadata"]["name"], "other-1-1");
     assert_eq!(ctx.running(None), 1);
 }
+
+#[tokio::test]
+async fn a_stale_cache_does_not_fail_the_finalizer_or_add_it_twice() {
+    // The stored object already has the finalizer and a newer resourceVersion (an earlier
+    // reconcile added it); the cached one the reconcile got has neither.
+    let (client, fake) = fake_client();
+    let mut stored = serde_json::to_value(with_finalizer(mk_build(None))).unwrap();
+    stored["metadata"]["resourceVersion"] = json!("8");
+    fake.lock().unwrap().build = Some(stored);
+    let ctx = context_full(
+        client,
+        Arc::new(RegistryVerifier::default()),
+        Arc::new(Resolver::default()),
+        10,
+    );
+    reconcile(Arc::new(mk_build(None)), ctx).await.unwrap();
+    let calls = take_calls(&fake);
+    assert_eq!(
+        lines(&calls),
+        [
+            format!("GET {PODS}"),
+            format!("PATCH {BUILD}"), // 409: resourceVersion 7 is stale
+            format!("GET {BUILD}"),   // the stored object has the finalizer: done
+            format!("POST {PODS}"),
+            format!("PATCH {STATUS}"),
+            format!("POST {EVENTS}"),
+        ]
+    );
+}

@@ -59,6 +59,9 @@ pub(super) struct Fake {
     pub hidden: Vec<String>,
     pub secrets: Vec<Secret>,
     pub calls: Vec<Call>,
+    /// The stored ImageBuild, when a test needs GETs of it and resourceVersion checks on its
+    /// patches (otherwise patches are accepted as sent).
+    pub build: Option<Value>,
 }
 
 pub(super) fn respond(code: u16, body: &Value) -> http::Response<Body> {
@@ -107,10 +110,20 @@ impl Fake {
                 respond(200, &build)
             }
             ("PATCH", path) if path.starts_with(BUILDS) => {
+                if let Some(stored) = &self.build
+                    && call.body["metadata"]["resourceVersion"]
+                        != stored["metadata"]["resourceVersion"]
+                {
+                    return respond(409, &status_error(409, "Conflict"));
+                }
                 let mut build = serde_json::to_value(mk_build(None)).unwrap();
                 build["metadata"]["finalizers"] = call.body["metadata"]["finalizers"].clone();
                 respond(200, &build)
             }
+            ("GET", path) if path.starts_with(BUILDS) => match &self.build {
+                Some(stored) => respond(200, stored),
+                None => respond(404, &status_error(404, "NotFound")),
+            },
             ("DELETE", path) if path.starts_with(PODS) => {
                 let name = &path[PODS.len() + 1..];
                 let before = self.pods.len();
