@@ -30,8 +30,10 @@ a rebuild when the revision moved.
 
 Finalizer: every ImageBuild that had a builder pod carries the finalizer \
 `stratum.dev/builder-pods`; deleting it stops and removes its pods first (at most 10 minutes \
-for a pod stuck terminating). If the operator is uninstalled while ImageBuilds remain, remove \
-the finalizers by hand (this drops every finalizer of that ImageBuild): kubectl patch imagebuild NAME --type=json \
+for a pod stuck terminating). Uninstall with `stratum-operator --remove-finalizers` first (it removes only \
+this finalizer, from every ImageBuild in --namespaces, and exits). If the operator is already \
+gone while ImageBuilds remain, remove the finalizers by hand (this drops every finalizer of \
+that ImageBuild): kubectl patch imagebuild NAME --type=json \
 -p '[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]'";
 
 /// The Stratum operator: reconciles ImageBuild resources into builder pods and records the pushed
@@ -96,6 +98,12 @@ pub struct Config {
     /// hostname, which is the pod name in Kubernetes.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    /// Remove this operator's finalizer from every ImageBuild in `--namespaces` and exit, instead
+    /// of running the controller: the uninstall step (e.g. a Helm pre-delete hook), so
+    /// ImageBuilds can be deleted once no operator runs. Their pods go with their owner.
+    #[arg(long)]
+    pub remove_finalizers: bool,
 
     /// Log format: `json` (one object per line, for log collectors) or `text`.
     #[arg(long, env = "STRATUM_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
@@ -242,6 +250,8 @@ mod tests {
         let c = parse(&["--leader-election", "--lease-namespace", "stratum-system"]).unwrap();
         assert!(c.leader_election);
         assert_eq!(c.lease_namespace.as_deref(), Some("stratum-system"));
+        assert!(!c.remove_finalizers);
+        assert!(parse(&["--remove-finalizers"]).unwrap().remove_finalizers);
     }
 
     #[test]

@@ -30,6 +30,13 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+    if config.remove_finalizers {
+        let removed = controller::uninstall::remove_finalizers(&client, &config.namespaces)
+            .await
+            .context("cannot remove the finalizers")?;
+        tracing::info!(removed, "finalizers removed; not starting the controller");
+        return Ok(());
+    }
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -10,7 +10,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use stratum_crds::conditions::condition_type::READY;
 use stratum_crds::{Failure, ImageBuild, ImageBuildStatus, Phase, ResolvedSource, SourceKind};
 use tracing::Instrument;
@@ -227,7 +227,7 @@ async fn add_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
     let Some(finalizers) = with_ours(build) else {
         return Ok(());
     };
-    match patch_finalizers(ctx, build, &finalizers, "add_finalizer").await {
+    match patch_finalizers(&ctx.client, build, &finalizers, "add_finalizer").await {
         // The cached object is older than the stored one (often: an earlier reconcile added the
         // finalizer a moment ago). Read it once and try again with what is stored.
         Err(Error::Kube {
@@ -247,7 +247,7 @@ async fn add_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
             match with_ours(&fresh) {
                 None => Ok(()),
                 Some(finalizers) => {
-                    patch_finalizers(ctx, &fresh, &finalizers, "add_finalizer").await
+                    patch_finalizers(&ctx.client, &fresh, &finalizers, "add_finalizer").await
                 }
             }
         }
@@ -257,25 +257,33 @@ async fn add_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
 
 /// Removes the finalizer; the apiserver then deletes the ImageBuild.
 async fn remove_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
+    remove_finalizer_with(&ctx.client, build).await?;
+    tracing::info!("finalizer removed; the ImageBuild goes");
+    Ok(())
+}
+
+/// Removes the finalizer from `build` as read (its other finalizers stay).
+pub(super) async fn remove_finalizer_with(
+    client: &Client,
+    build: &ImageBuild,
+) -> Result<(), Error> {
     let finalizers: Vec<String> = build
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    patch_finalizers(ctx, build, &finalizers, "remove_finalizer").await?;
-    tracing::info!("finalizer removed; the ImageBuild goes");
-    Ok(())
+    patch_finalizers(client, build, &finalizers, "remove_finalizer").await
 }
 
 async fn patch_finalizers(
-    ctx: &Context,
+    client: &Client,
     build: &ImageBuild,
     finalizers: &[String],
     step: &'static str,
 ) -> Result<(), Error> {
     let api: Api<ImageBuild> =
-        Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+        Api::namespaced(client.clone(), &build.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "metadata": {
             "finalizers": finalizers,

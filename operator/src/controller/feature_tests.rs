@@ -494,3 +494,33 @@ async fn a_stale_cache_does_not_fail_the_finalizer_or_add_it_twice() {
         ]
     );
 }
+
+#[tokio::test]
+async fn remove_finalizers_strips_only_ours_from_every_build_and_touches_nothing_else() {
+    let (client, fake) = fake_client();
+    let mut ours = mk_build(None);
+    ours.metadata.finalizers = Some(vec![FINALIZER.into(), "example.com/keep".into()]);
+    let mut other = mk_build(None);
+    other.metadata.name = Some("other".into());
+    other.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+    fake.lock().unwrap().builds = vec![
+        serde_json::to_value(&ours).unwrap(),
+        serde_json::to_value(&other).unwrap(),
+    ];
+    let removed = super::uninstall::remove_finalizers(&client, &[])
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let calls = take_calls(&fake);
+    assert_eq!(
+        lines(&calls),
+        [
+            "GET /apis/stratum.dev/v1alpha1/imagebuilds".to_owned(),
+            format!("PATCH {BUILD}"),
+        ]
+    );
+    assert_eq!(
+        calls[1].body["metadata"]["finalizers"],
+        json!(["example.com/keep"])
+    );
+}

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod observe;
 pub mod slots;
+pub mod uninstall;
 
 #[cfg(test)]
 mod feature_tests;

@@ -62,6 +62,8 @@ pub(super) struct Fake {
     /// The stored ImageBuild, when a test needs GETs of it and resourceVersion checks on its
     /// patches (otherwise patches are accepted as sent).
     pub build: Option<Value>,
+    /// What a list of ImageBuilds in all namespaces returns.
+    pub builds: Vec<Value>,
 }
 
 pub(super) fn respond(code: u16, body: &Value) -> http::Response<Body> {
@@ -120,6 +122,11 @@ impl Fake {
                 build["metadata"]["finalizers"] = call.body["metadata"]["finalizers"].clone();
                 respond(200, &build)
             }
+            ("GET", "/apis/stratum.dev/v1alpha1/imagebuilds") => respond(
+                200,
+                &json!({"kind": "ImageBuildList", "apiVersion": "stratum.dev/v1alpha1",
+                        "metadata": {}, "items": self.builds}),
+            ),
             ("GET", path) if path.starts_with(BUILDS) => match &self.build {
                 Some(stored) => respond(200, stored),
                 None => respond(404, &status_error(404, "NotFound")),
