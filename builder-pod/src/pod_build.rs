@@ -228,8 +228,10 @@ fn url_context(
         Some(sub) => object::contained_path(&root, sub, "contextDir").map_err(fetch_failure)?,
         None => root,
     };
-    let dockerfile_path =
-        object::contained_path(&subdir, dockerfile, "Dockerfile").map_err(fetch_failure)?;
+    // A missing Dockerfile (or one that is a link out of the tree) is the Dockerfile's
+    // problem, not the fetch's.
+    let dockerfile_path = object::contained_path(&subdir, dockerfile, "Dockerfile")
+        .map_err(|e| failure(FailureReason::DockerfileInvalid, e.to_string()))?;
     let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
         failure(
             FailureReason::DockerfileInvalid,

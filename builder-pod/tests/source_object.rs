@@ -135,6 +135,36 @@ fn a_redirect_is_followed() {
 }
 
 #[test]
+fn a_redirect_down_to_http_or_in_a_loop_is_refused() {
+    let server = HttpsServer::start();
+    server.put("ctx.tar", &context_tar());
+    for path in ["downgrade/ctx.tar", "loop/ctx.tar"] {
+        let (dir, result) = fetch_with(&server.url(path), &trusted(&server), None, MIB);
+        let err = result.unwrap_err();
+        assert!(matches!(err, ObjectError::Redirect { .. }), "{path}: {err}");
+        assert_eq!(err.kind(), SourceErrorKind::Invalid);
+        assert_eq!(tree(dir.path()), ["tree"]);
+    }
+    let plain_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().starts_with("/files/"))
+        .count();
+    assert_eq!(plain_requests, 0, "the downgraded URL was never requested");
+}
+
+#[test]
+fn an_early_eof_is_a_retryable_failure_with_nothing_extracted() {
+    let server = HttpsServer::start();
+    server.put("ctx.tar", &context_tar());
+    let (dir, result) = fetch_with(&server.url("short/ctx.tar"), &trusted(&server), None, MIB);
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), SourceErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("broke off"), "{err}");
+    assert_eq!(tree(dir.path()), ["tree"]);
+}
+
+#[test]
 fn statuses_map_to_error_kinds_for_probe_and_fetch() {
     let server = HttpsServer::start();
     let auth = trusted(&server);
@@ -322,4 +352,48 @@ fn the_destination_must_be_an_empty_directory() {
     };
     let err = object::fetch(&spec, &ObjectAuth::anonymous(), dir.path()).unwrap_err();
     assert!(matches!(err, ObjectError::DestNotEmpty { .. }), "{err}");
+}
+
+/// The operator calls the blocking API from `spawn_blocking` on its multi-thread runtime: both
+/// the reqwest (https) and the object_store (gs, on its own runtime thread) paths must work
+/// there, and the `Drop` of their runtimes must not panic inside the caller's.
+#[test]
+fn probe_and_fetch_work_from_spawn_blocking_in_an_async_runtime() {
+    let server = HttpsServer::start();
+    let bytes = gzip(&context_tar());
+    server.put("ctx.tar.gz", &bytes);
+    server.put("gcs/bucket/ctx.tar.gz", &bytes);
+    let key = format!(
+        r#"{{"private_key": "unused", "private_key_id": "k1", "client_email": "b@test.iam", "disable_oauth": true, "gcs_base_url": "{}"}}"#,
+        server.url("gcs").trim_end_matches('/')
+    );
+    let secret_dir = server.secret(&[("GOOGLE_SERVICE_ACCOUNT_KEY", &key)]);
+    let auth = ObjectAuth::from_secret_dir(secret_dir.path()).unwrap();
+    let https = server.url("files/ctx.tar.gz");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(async move {
+        let mut handles = Vec::new();
+        for url in [https, "gs://bucket/ctx.tar.gz".to_owned()] {
+            let auth = auth.clone();
+            handles.push(tokio::task::spawn_blocking(move || {
+                let version = object::probe(&url, &auth)?;
+                let (_dir, fetched) = fetch_with(&url, &auth, None, MIB);
+                Ok::<_, ObjectError>((version, fetched?))
+            }));
+        }
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(handle.await.unwrap());
+        }
+        results
+    });
+    for result in results {
+        let (version, fetched) = result.unwrap();
+        assert_eq!(version.size, Some(bytes.len() as u64));
+        assert_eq!(fetched.sha256, sha256_hex(&bytes));
+    }
 }

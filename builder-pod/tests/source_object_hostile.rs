@@ -303,3 +303,32 @@ fn a_truncated_zip_is_refused() {
         "truncated zip",
     );
 }
+
+#[test]
+fn a_zip_entry_that_inflates_past_its_declared_size_is_refused() {
+    let server = HttpsServer::start();
+    let mut archive = zip(&[ZipEntry::File("liar", &[b'z'; 100_000])]);
+    // Rewrite the declared uncompressed size (local header offset 22, central directory
+    // entry offset 24) from 100000 to 10: the deflate stream still inflates to 100000.
+    let declared = 100_000u32.to_le_bytes();
+    let mut patched = 0;
+    for i in 0..archive.len() - 4 {
+        let local = archive[i..].starts_with(b"PK\x03\x04") && archive[i + 22..i + 26] == declared;
+        let central =
+            archive[i..].starts_with(b"PK\x01\x02") && archive[i + 24..i + 28] == declared;
+        if local || central {
+            let at = if local { i + 22 } else { i + 24 };
+            archive[at..at + 4].copy_from_slice(&10u32.to_le_bytes());
+            patched += 1;
+        }
+    }
+    assert_eq!(patched, 2, "fixture: both size fields rewritten");
+    let site = Site::new();
+    let err = assert_refused(
+        fetch(&server, &site, "liar.zip", &archive, MIB),
+        &site,
+        "lying zip",
+    );
+    assert!(matches!(err, ObjectError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("declared"), "{err}");
+}

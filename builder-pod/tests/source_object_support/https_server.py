@@ -5,6 +5,9 @@ Usage: https_server.py ROOT CERT KEY LOG
 Binds 127.0.0.1 on a free port, prints the port on stdout, and serves:
   /files/NAME           ROOT/NAME, with an ETag (md5 of the bytes) and Last-Modified
   /redirect/NAME        302 to /files/NAME
+  /downgrade/NAME       302 to http://…/files/NAME (plain http on the same port)
+  /loop/NAME            302 to itself
+  /short/NAME           ROOT/NAME with a Content-Length 4096 bytes too long, then EOF
   /basic/NAME           ROOT/NAME behind Basic auth for user "builder" / password "s3cret pw"
   /bearer/NAME          ROOT/NAME behind "Authorization: Bearer tok-123"
   /nohead/NAME          ROOT/NAME, but HEAD answers 405 (as some presigned URLs do)
@@ -16,6 +19,7 @@ Every request is appended to LOG as one JSON line: method, path, headers.
 import base64, hashlib, json, os, ssl, sys, threading
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 ROOT, CERT, KEY, LOG = sys.argv[1:5]
 LOCK = threading.Lock()
@@ -30,7 +34,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def record(self):
-        entry = {"method": self.command, "path": self.path, "headers": dict(self.headers.items())}
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        entry = {"method": self.command, "path": self.path, "headers": headers}
         with LOCK, open(LOG, "a") as log:
             log.write(json.dumps(entry) + "\n")
 
@@ -61,7 +66,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         self.record()
-        path = self.path.split("?", 1)[0]
+        # GCS's XML API percent-encodes the whole object name (`dir%2Fctx%2Etar%2Egz`).
+        path = unquote(self.path.split("?", 1)[0])
         parts = path.lstrip("/").split("/", 1)
         kind, rest = parts[0], (parts[1] if len(parts) > 1 else "")
         auth = self.headers.get("Authorization", "")
@@ -69,6 +75,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(rest)
         if kind == "redirect":
             return self.answer(302, b"", [("Location", "/files/" + rest)])
+        if kind == "downgrade":
+            return self.answer(302, b"", [("Location", "http://127.0.0.1:%d/files/%s" % (self.server.server_address[1], rest))])
+        if kind == "loop":
+            return self.answer(302, b"", [("Location", "/loop/" + rest)])
+        if kind == "short":
+            # Announces more than it sends, then closes: an early EOF (threats §2.6 #37).
+            with open(os.path.join(ROOT, rest), "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body) + 4096))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if kind == "basic":
             if auth != BASIC:
                 return self.answer(401, b"", [("WWW-Authenticate", 'Basic realm="test"')])
@@ -86,7 +107,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "gcs":
             return self.serve_file("gcs/" + rest)
         if kind == "azure":
-            if not (auth.startswith("SharedKey devaccount:") and self.headers.get("x-ms-date")
+            dated = self.headers.get("x-ms-date") or self.headers.get("date")
+            if not (auth.startswith("SharedKey devaccount:") and dated
                     and self.headers.get("x-ms-version")):
                 return self.answer(403, b"AuthenticationFailed")
             # The path after the endpoint is /CONTAINER/BLOB.

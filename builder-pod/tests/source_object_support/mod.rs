@@ -265,6 +265,78 @@ impl Drop for Moto {
     }
 }
 
+/// Where scripts/install-deps puts Azurite (npm).
+pub const AZURITE_PREFIX: &str = "/opt/stratum-azurite";
+/// Azurite's well-known development account and key (public, documented by Microsoft).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An Azurite blob service with one container of blobs; killed on drop.
+pub struct Azurite {
+    /// Path-style endpoint: `http://127.0.0.1:PORT/devstoreaccount1`.
+    pub endpoint: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Azurite {
+    pub fn start(container: &str, blobs: &[(&str, &[u8])]) -> Self {
+        let bin = format!("{AZURITE_PREFIX}/node_modules/.bin/azurite-blob");
+        assert!(
+            Path::new(&bin).exists(),
+            "{bin} is missing: run scripts/install-deps (it installs azurite from npm there)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("azurite.log")).unwrap();
+        let child = Command::new(&bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(dir.path().join("data"))
+            .args(["--silent", "--skipApiVersionCheck"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("azurite-blob");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "azurite-blob did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let endpoint = format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}");
+        let mut uploads = Vec::new();
+        for (name, bytes) in blobs {
+            let path = dir.path().join(format!("upload-{}", uploads.len()));
+            std::fs::write(&path, bytes).unwrap();
+            uploads.push(format!("{name}={}", path.display()));
+        }
+        let out = Command::new("python3")
+            .arg(format!("{SUPPORT}/azure_setup.py"))
+            .args([&endpoint, AZURITE_ACCOUNT, AZURITE_KEY, container])
+            .args(&uploads)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "azure_setup.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            endpoint,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

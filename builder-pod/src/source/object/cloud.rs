@@ -36,9 +36,11 @@ impl CloudObject {
         auth: &ObjectAuth,
         shown: &str,
     ) -> Result<Self, ObjectError> {
-        let invalid = |e: object_store::Error| ObjectError::InvalidUrl {
+        // Building a store fails on configuration the secret supplied (an undecodable service
+        // account key or account key, a bad endpoint): the secret is what to fix.
+        let invalid = |e: object_store::Error| ObjectError::StoreConfig {
             url: shown.to_owned(),
-            reason: describe(&e),
+            detail: describe(&e),
         };
         let (store, key): (Arc<dyn ObjectStore>, &str) = match url {
             ObjectUrl::S3 { bucket, key } => {
@@ -51,7 +53,12 @@ impl CloudObject {
                 Arc::new(azure(container, auth)?.build().map_err(invalid)?),
                 blob,
             ),
-            ObjectUrl::Http(_) => unreachable!("http(s) URLs are fetched by super::http"),
+            ObjectUrl::Http(_) => {
+                return Err(ObjectError::InvalidUrl {
+                    url: shown.to_owned(),
+                    reason: "an http(s) URL is not an object-store URL".into(),
+                });
+            }
         };
         let path = StorePath::parse(key).map_err(|e| ObjectError::InvalidUrl {
             url: shown.to_owned(),
@@ -160,7 +167,8 @@ fn retry() -> RetryConfig {
 }
 
 /// No overall deadline (a context may be gigabytes); a stalled connection fails after two
-/// minutes without a byte.
+/// minutes without a byte. Plain http only towards an endpoint that was configured as http://
+/// (an S3-compatible store or Azurite inside the cluster).
 fn client_options(endpoint: Option<&str>, auth: &ObjectAuth) -> Result<ClientOptions, ObjectError> {
     let mut options = ClientOptions::new();
     if let Some(pem) = &auth.ca_pem {
@@ -181,10 +189,22 @@ fn client_options(endpoint: Option<&str>, auth: &ObjectAuth) -> Result<ClientOpt
         .with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://"))))
 }
 
+/// The endpoint a store will use: the secret's, or — when the store is configured from the
+/// environment — the first of `env_keys` that is set. Our client options replace the ones
+/// `from_env` read, so the http decision has to look at the same variables.
+fn endpoint(from_secret: Option<&str>, use_env: bool, env_keys: &[&str]) -> Option<String> {
+    from_secret.map(str::to_owned).or_else(|| {
+        use_env
+            .then(|| env_keys.iter().find_map(|key| std::env::var(key).ok()))
+            .flatten()
+    })
+}
+
 fn s3(bucket: &str, auth: &ObjectAuth) -> Result<AmazonS3Builder, ObjectError> {
     let keys = &auth.aws;
     // Keys in the secret replace the environment's chain entirely: mixing a secret's key with
     // an IRSA session token from the environment would sign with a mismatched pair.
+    let use_env = keys.access_key_id.is_none();
     let mut builder = match (&keys.access_key_id, &keys.secret_access_key) {
         (Some(id), Some(secret)) => {
             let builder = AmazonS3Builder::new()
@@ -204,10 +224,15 @@ fn s3(bucket: &str, auth: &ObjectAuth) -> Result<AmazonS3Builder, ObjectError> {
     if let Some(endpoint) = &keys.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
+    let endpoint = endpoint(
+        keys.endpoint.as_deref(),
+        use_env,
+        &["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"],
+    );
     Ok(builder
         .with_bucket_name(bucket)
         .with_retry(retry())
-        .with_client_options(client_options(keys.endpoint.as_deref(), auth)?))
+        .with_client_options(client_options(endpoint.as_deref(), auth)?))
 }
 
 fn gcs(bucket: &str, auth: &ObjectAuth) -> Result<GoogleCloudStorageBuilder, ObjectError> {
@@ -223,6 +248,7 @@ fn gcs(bucket: &str, auth: &ObjectAuth) -> Result<GoogleCloudStorageBuilder, Obj
 
 fn azure(container: &str, auth: &ObjectAuth) -> Result<MicrosoftAzureBuilder, ObjectError> {
     let keys = &auth.azure;
+    let use_env = keys.access_key.is_none();
     let mut builder = match (&keys.account, &keys.access_key) {
         (Some(account), Some(key)) => MicrosoftAzureBuilder::new()
             .with_account(account)
@@ -238,8 +264,13 @@ fn azure(container: &str, auth: &ObjectAuth) -> Result<MicrosoftAzureBuilder, Ob
     if let Some(endpoint) = &keys.endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
+    let endpoint = endpoint(
+        keys.endpoint.as_deref(),
+        use_env,
+        &["AZURE_STORAGE_ENDPOINT", "AZURE_ENDPOINT"],
+    );
     Ok(builder
         .with_container_name(container)
         .with_retry(retry())
-        .with_client_options(client_options(keys.endpoint.as_deref(), auth)?))
+        .with_client_options(client_options(endpoint.as_deref(), auth)?))
 }

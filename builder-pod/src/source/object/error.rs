@@ -22,6 +22,12 @@ pub enum ObjectError {
         reason: String,
     },
 
+    #[error(
+        "cannot configure the object store for {url}: {detail}; check the credentials and \
+         endpoint in the secret named by the source's secretRef"
+    )]
+    StoreConfig { url: String, detail: String },
+
     #[error("{url} does not exist ({detail}); check the bucket, key or path")]
     NotFound { url: String, detail: String },
 
@@ -33,6 +39,12 @@ pub enum ObjectError {
 
     #[error("{url} is unavailable ({detail}); the fetch is retried")]
     Unavailable { url: String, detail: String },
+
+    #[error(
+        "{url} redirected where Stratum does not follow ({detail}); point the source at the \
+         final https URL"
+    )]
+    Redirect { url: String, detail: String },
 
     #[error("{url} answered HTTP {status}; check the URL")]
     HttpStatus { url: String, status: u16 },
@@ -100,12 +112,15 @@ impl ObjectError {
     pub fn kind(&self) -> SourceErrorKind {
         match self {
             Self::NotFound { .. } => SourceErrorKind::NotFound,
-            Self::Auth { .. } | Self::Secret { .. } => SourceErrorKind::Auth,
+            Self::Auth { .. } | Self::Secret { .. } | Self::StoreConfig { .. } => {
+                SourceErrorKind::Auth
+            }
             // A local disk failure (full ephemeral storage) may pass on another attempt or node.
             Self::Unavailable { .. } | Self::Io { .. } => SourceErrorKind::Unavailable,
             Self::Mismatch { .. } => SourceErrorKind::Mismatch,
             Self::InvalidUrl { .. }
             | Self::HttpStatus { .. }
+            | Self::Redirect { .. }
             | Self::TooLarge { .. }
             | Self::BadPin { .. }
             | Self::Archive { .. }

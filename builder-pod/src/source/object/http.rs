@@ -87,6 +87,7 @@ fn send(request: RequestBuilder, shown: &str) -> Result<Response, ObjectError> {
 /// A transport error, described without its URL (reqwest's Display includes it, query and all)
 /// but with its causes (connection refused, certificate unknown, …).
 pub(crate) fn transport_error(shown: &str, err: reqwest::Error) -> ObjectError {
+    let refused_redirect = err.is_redirect();
     let err = err.without_url();
     let mut detail = err.to_string();
     let mut source = std::error::Error::source(&err);
@@ -100,6 +101,13 @@ pub(crate) fn transport_error(shown: &str, err: reqwest::Error) -> ObjectError {
             " (a server with a private CA needs SSL_CERT_FILE pointing at a bundle that includes \
              it)",
         );
+    }
+    if refused_redirect {
+        // Our policy said no (a downgrade to http, a loop): retrying will not change it.
+        return ObjectError::Redirect {
+            url: shown.to_owned(),
+            detail,
+        };
     }
     ObjectError::Unavailable {
         url: shown.to_owned(),
