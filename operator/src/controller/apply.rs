@@ -19,7 +19,7 @@ use super::observe::{self, qualified};
 use super::{Context, Error, MANAGER};
 use crate::pod::builder_pod;
 use crate::reconcile::decide::MAX_RECHECK;
-use crate::reconcile::{Action, FINALIZER, SourceCheck, decide};
+use crate::reconcile::{Action, FINALIZER, SourceCheck, Waiting, decide};
 use crate::result::{VerifyError, VerifyRequest};
 use crate::source::ResolveRequest;
 use crate::status::{after_action, succeeded};
@@ -162,6 +162,16 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
         Action::Nothing => (None, Requeue::await_change()),
     };
 
+    if let (
+        Action::Wait {
+            why: Waiting::PollSource,
+            ..
+        },
+        SourceCheck::Failed { kind, message },
+    ) = (&action, &observed.source)
+    {
+        poll_failed(ctx, build, *kind, message).await;
+    }
     let written = status.filter(|s| Some(s) != build.status.as_ref());
     if let Some(status) = &written {
         write_status(ctx, build, status).await?;
@@ -413,6 +423,29 @@ fn ready(status: Option<&ImageBuildStatus>) -> Option<(String, String)> {
         .iter()
         .find(|c| c.type_ == READY)
         .map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+/// A poll of a finished build could not ask the remote. The final status does not change, so a
+/// Warning Event is the only place the user sees it (e.g. rotated credentials).
+async fn poll_failed(
+    ctx: &Context,
+    build: &ImageBuild,
+    kind: stratum_builder::source::SourceErrorKind,
+    message: &str,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: crate::reconcile::source::failure_reason(kind).to_owned(),
+        note: Some(format!(
+            "pollInterval: {}",
+            message.chars().take(980).collect::<String>()
+        )),
+        action: "Poll".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
+        tracing::warn!("cannot publish Event: {e}");
+    }
 }
 
 /// On a change of phase or reason: an Event (reason = the condition's reason) and, for a final

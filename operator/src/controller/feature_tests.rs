@@ -323,6 +323,29 @@ async fn polling_rebuilds_a_moved_branch_and_leaves_an_unchanged_one_alone() {
             format!("GET {SECRETS}git-creds"),
         ]
     );
+    // A poll the remote refuses changes no status: one Warning Event says why.
+    let (client, fake_refused) = fake_client();
+    fake_refused.lock().unwrap().secrets.push(git_secret());
+    let refused = Resolver::answering(
+        URL,
+        SourceCheck::Failed {
+            kind: SourceErrorKind::Auth,
+            message: format!("cannot resolve git revision main: {URL}: authentication failed"),
+        },
+    );
+    let refused_ctx = context_full(client, Arc::new(RegistryVerifier::default()), refused, 10);
+    reconcile(Arc::new(build.clone()), refused_ctx)
+        .await
+        .unwrap();
+    let calls = take_calls(&fake_refused);
+    assert!(!calls.iter().any(|c| c.path == STATUS), "{calls:?}");
+    let event = calls.iter().find(|c| c.path == EVENTS).expect("an Event");
+    assert_eq!(
+        (&event.body["type"], &event.body["reason"]),
+        (&json!("Warning"), &json!("SourceAuthFailed"))
+    );
+    assert!(!event.body.to_string().contains(PASSWORD));
+
     // Asked again right away, it is not due: the answer of a minute ago stands.
     reconcile(Arc::new(build.clone()), ctx.clone())
         .await

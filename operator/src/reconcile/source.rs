@@ -65,6 +65,16 @@ pub fn moved(recorded: Option<&ResolvedSource>, now: &ResolvedSource) -> bool {
     ) != (url.etag.as_ref(), url.last_modified.as_ref())
 }
 
+/// The status reason of a resolution that failed with `kind`.
+pub fn failure_reason(kind: SourceErrorKind) -> &'static str {
+    match kind {
+        SourceErrorKind::Auth => reason::SOURCE_AUTH_FAILED,
+        SourceErrorKind::Unavailable => reason::SOURCE_UNAVAILABLE,
+        SourceErrorKind::Mismatch => reason::SOURCE_MISMATCH,
+        SourceErrorKind::NotFound | SourceErrorKind::Invalid => reason::FETCH_FAILED,
+    }
+}
+
 /// The outcome of a resolution that failed before any pod started. Only an unreachable remote
 /// is retried (with the attempts' backoff, up to `spec.retries`); a missing repository,
 /// revision or object and refused credentials would fail again.
@@ -74,13 +84,7 @@ pub fn resolve_failed(
     kind: SourceErrorKind,
     message: &str,
 ) -> Action {
-    let reason = match kind {
-        SourceErrorKind::Auth => reason::SOURCE_AUTH_FAILED,
-        SourceErrorKind::Unavailable => reason::SOURCE_UNAVAILABLE,
-        SourceErrorKind::Mismatch => reason::SOURCE_MISMATCH,
-        SourceErrorKind::NotFound | SourceErrorKind::Invalid => reason::FETCH_FAILED,
-    };
-    let f = failure(reason, message.to_owned());
+    let f = failure(failure_reason(kind), message.to_owned());
     if kind == SourceErrorKind::Unavailable {
         return retry_or_fail(o, attempt, f, None, None);
     }
