@@ -14,8 +14,8 @@ use stratum_builder::image::{Reference, Repository, Tag};
 use stratum_builder::layer;
 use stratum_builder::registry::{ClientConfig, Credentials, RegistryClient};
 use stratum_builder::sandbox::CancelToken;
-use stratum_builder::source::git::{GitAuth, GitError};
 use stratum_builder::source::SourceErrorKind;
+use stratum_builder::source::git::{GitAuth, GitError};
 use stratum_builder::source::object::{self, ObjectAuth, ObjectError, ObjectFetch};
 use stratum_builder::store::Store;
 use stratum_crds::contract::{

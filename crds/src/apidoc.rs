@@ -324,7 +324,7 @@ mod tests {
             "| Digest | `.status.shortDigest` | always |",
             "## `spec.source.git`",
             "| `timeout` | string | How long one build attempt may run",
-            "Default `30m`.",
+            "Default `2`.",
             "One of `oci`, `docker`.",
             "A git URL (https://, http://, git://, ssh:// or user@host:path) without credentials",
             "Rule: set exactly one of source.git, source.url or source.inline.",

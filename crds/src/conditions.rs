@@ -90,6 +90,9 @@ pub mod reason {
     pub const NODE_LOST: &str = "NodeLost";
     /// `spec.cancel` stopped the build.
     pub const CANCELLED: &str = "Cancelled";
+    /// A spec change (a new generation) stopped the build of the older generation; only
+    /// `status.history` shows it.
+    pub const SUPERSEDED: &str = "Superseded";
     /// The builder's result is malformed, has a bad checksum or an unknown version.
     pub const RESULT_INVALID: &str = "ResultInvalid";
     /// The builder's result was cut short (the termination message limit).

@@ -281,7 +281,8 @@ fn a_full_status_survives_pruning() {
         }],
         observed_generation: Some(1),
         attempt: Some(1),
-        pod_name: Some("app-1-1".into()),
+        rebuild: Some(1),
+        pod_name: Some("app-1r1-1".into()),
         start_time: Some(now.clone()),
         completion_time: Some(now.clone()),
         source: Some(ResolvedSource {
@@ -291,6 +292,7 @@ fn a_full_status_survives_pruning() {
             url: Some(ResolvedUrl {
                 sha256: Some("b".repeat(64)),
                 etag: Some("\"e\"".into()),
+                last_modified: Some("Sun, 22 Nov 2026 18:00:00 GMT".into()),
             }),
         }),
         image_id: Some("sha256:c".into()),
@@ -326,6 +328,7 @@ fn a_full_status_survives_pruning() {
         }),
         history: vec![BuildRecord {
             generation: 1,
+            rebuild: Some(1),
             attempt: 1,
             source_revision: Some("a".into()),
             digest: Some("sha256:d".into()),

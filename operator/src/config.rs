@@ -1,9 +1,9 @@
 //! The operator's configuration: flags, each also readable from an environment variable, all
 //! shown by `stratum-operator --help`.
 //!
-//! `--default-timeout` is deliberately absent, because it would be accepted and ignored: the CRD
-//! defaults `spec.timeout` to `30m` in its schema (and serde does the same), so the operator
-//! never sees a build without a timeout.
+//! `--default-timeout` is the deadline of builds that leave `spec.timeout` unset: the CRD has no
+//! schema default for it (a schema default would make the flag accepted and ignored), so the
+//! precedence is `spec.timeout`, then this flag, then its default `30m`.
 
 use std::net::SocketAddr;
 
@@ -12,15 +12,34 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::pod::PodConfig;
+use stratum_crds::GoDuration;
+use stratum_crds::types::spec::DEFAULT_TIMEOUT;
 
 /// The builder image this operator version starts by default.
 pub const DEFAULT_BUILDER_IMAGE: &str =
     concat!("ghcr.io/stratum-dev/stratum:", env!("CARGO_PKG_VERSION"));
 
+/// What `--help` says after the flags: what the operator needs at run time, and the way out
+/// when it is gone but its finalizers are not.
+const AFTER_HELP: &str = "\
+Sources: before a builder pod starts, the operator resolves a git revision to a commit \
+(`git ls-remote`; needs `git` and `ssh` on PATH) and reads an object URL's ETag / Last-Modified \
+(a HEAD request), with the keys of the source Secret written to a private directory under \
+$TMPDIR for the duration of the call. `pollInterval` repeats that for finished builds and starts \
+a rebuild when the revision moved.
+
+Finalizer: every ImageBuild that had a builder pod carries the finalizer \
+`stratum.dev/builder-pods`; deleting it stops and removes its pods first (at most 10 minutes \
+for a pod stuck terminating). Uninstall with `stratum-operator --remove-finalizers` first (it removes only \
+this finalizer, from every ImageBuild in --namespaces, and exits). If the operator is already \
+gone while ImageBuilds remain, remove the finalizers by hand (this drops every finalizer of \
+that ImageBuild): kubectl patch imagebuild NAME --type=json \
+-p '[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]'";
+
 /// The Stratum operator: reconciles ImageBuild resources into builder pods and records the pushed
 /// image in their status.
 #[derive(Debug, Clone, Parser, PartialEq)]
-#[command(name = "stratum-operator", version, about)]
+#[command(name = "stratum-operator", version, about, after_help = AFTER_HELP)]
 pub struct Config {
     /// Namespaces to watch, comma-separated. Empty (the default) watches all namespaces, which
     /// needs cluster-wide RBAC for ImageBuilds, Pods, Secrets and Events.
@@ -54,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "STRATUM_WORK_SIZE_LIMIT", value_parser = quantity)]
     pub work_size_limit: Option<Quantity>,
 
+    /// How long a build attempt may run when its ImageBuild sets no `spec.timeout` (Go duration,
+    /// e.g. `30m`, `2h`). `spec.timeout` always wins.
+    #[arg(long, env = "STRATUM_DEFAULT_TIMEOUT", default_value = DEFAULT_TIMEOUT,
+          value_parser = timeout)]
+    pub default_timeout: std::time::Duration,
+
     /// Address of the HTTP server for `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "STRATUM_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -73,6 +98,12 @@ pub struct Config {
     /// hostname, which is the pod name in Kubernetes.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+
+    /// Remove this operator's finalizer from every ImageBuild in `--namespaces` and exit, instead
+    /// of running the controller: the uninstall step (e.g. a Helm pre-delete hook), so
+    /// ImageBuilds can be deleted once no operator runs. Their pods go with their owner.
+    #[arg(long)]
+    pub remove_finalizers: bool,
 
     /// Log format: `json` (one object per line, for log collectors) or `text`.
     #[arg(long, env = "STRATUM_LOG_FORMAT", default_value = "json", value_parser = ["json", "text"])]
@@ -95,6 +126,7 @@ impl Config {
                 ..ResourceRequirements::default()
             },
             work_size_limit: self.work_size_limit.clone(),
+            default_timeout: self.default_timeout,
         }
     }
 }
@@ -115,6 +147,15 @@ fn namespace(s: &str) -> Result<String, String> {
         Err(format!(
             "{s:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
         ))
+    }
+}
+
+/// A positive Go duration (`30m`, `1h30m`), the syntax of `spec.timeout`.
+fn timeout(s: &str) -> Result<std::time::Duration, String> {
+    match GoDuration::new(s.trim()).parse() {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(format!("{s:?}: the default timeout must be longer than 0s")),
+        Err(e) => Err(format!("{s:?} is not a Go duration (e.g. 30m, 1h30m): {e}")),
     }
 }
 
@@ -171,6 +212,7 @@ mod tests {
             Quantity("4Gi".into())
         );
         assert_eq!(pod.work_size_limit, None);
+        assert_eq!(pod.default_timeout, std::time::Duration::from_secs(30 * 60));
     }
 
     #[test]
@@ -190,6 +232,8 @@ mod tests {
             "127.0.0.1:9000",
             "--log-format",
             "text",
+            "--default-timeout",
+            "1h30m",
         ])
         .unwrap();
         assert_eq!(c.namespaces, ["builds", "ci"]);
@@ -202,9 +246,12 @@ mod tests {
             Quantity("16Gi".into())
         );
         assert_eq!(c.http_addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(pod.default_timeout, std::time::Duration::from_secs(5400));
         let c = parse(&["--leader-election", "--lease-namespace", "stratum-system"]).unwrap();
         assert!(c.leader_election);
         assert_eq!(c.lease_namespace.as_deref(), Some("stratum-system"));
+        assert!(!c.remove_finalizers);
+        assert!(parse(&["--remove-finalizers"]).unwrap().remove_finalizers);
     }
 
     #[test]
@@ -219,8 +266,9 @@ mod tests {
             &["--log-format", "xml"],
             // Leader election needs the Lease's namespace.
             &["--leader-election"],
-            // Not accepted-and-ignored: this flag does not exist (see the module docs).
-            &["--default-timeout", "1h"],
+            &["--default-timeout", "0s"],
+            &["--default-timeout", "forever"],
+            &["--default-timeout", "30"],
         ] {
             assert!(parse(args).is_err(), "{args:?} was accepted");
         }

@@ -14,4 +14,5 @@ pub mod names;
 pub mod pod;
 pub mod reconcile;
 pub mod result;
+pub mod source;
 pub mod status;

@@ -11,6 +11,7 @@ use stratum_operator::http::{HttpState, router};
 use stratum_operator::leader::{self, Elector};
 use stratum_operator::metrics::Metrics;
 use stratum_operator::result::RegistryVerifier;
+use stratum_operator::source::builder::BuilderResolver;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -29,6 +30,13 @@ async fn main() -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("cannot configure the Kubernetes client (in-cluster or KUBECONFIG)")?;
+    if config.remove_finalizers {
+        let removed = controller::uninstall::remove_finalizers(&client, &config.namespaces)
+            .await
+            .context("cannot remove the finalizers")?;
+        tracing::info!(removed, "finalizers removed; not starting the controller");
+        return Ok(());
+    }
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -65,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         concurrency: usize::try_from(config.concurrency).unwrap_or(usize::MAX),
     };
     let verifier = Arc::new(RegistryVerifier::default());
+    let resolver = Arc::new(BuilderResolver::default());
     let mut lost_leadership = false;
     if config.leader_election {
         // clap requires --lease-namespace with --leader-election.
@@ -94,7 +103,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let _ = ctrl_tx.send(true);
             });
-            controller::run(client, settings, verifier, metrics, ready, ctrl_rx).await;
+            controller::run(
+                client, settings, verifier, resolver, metrics, ready, ctrl_rx,
+            )
+            .await;
             lost_leadership = !*leading.borrow();
         }
         let _ = stop_tx.send(true);
@@ -103,7 +115,10 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!("cannot release the Lease: {e}");
         }
     } else {
-        controller::run(client, settings, verifier, metrics, ready, stop_rx).await;
+        controller::run(
+            client, settings, verifier, resolver, metrics, ready, stop_rx,
+        )
+        .await;
         let _ = stop_tx.send(true);
     }
     server

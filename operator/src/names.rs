@@ -11,6 +11,9 @@ pub use stratum_crds::BUILD_LABEL;
 pub const GENERATION_LABEL: &str = "stratum.dev/generation";
 /// The label with the attempt (from 1) a pod is.
 pub const ATTEMPT_LABEL: &str = "stratum.dev/attempt";
+/// The label with the `pollInterval` rebuild (from 1) a pod builds; absent on the build a spec
+/// change started (rebuild 0).
+pub const REBUILD_LABEL: &str = "stratum.dev/rebuild";
 /// `app.kubernetes.io/managed-by` value on every pod.
 pub const MANAGED_BY: &str = "stratum-operator";
 /// The longest pod name we make. Pod names may be 253 characters, but the pod's hostname is its
@@ -22,7 +25,19 @@ pub const MAX_POD_NAME: usize = 63;
 /// cut and an 8-hex-digit hash of the full name keeps distinct builds distinct:
 /// `<build prefix>-<hash>-<generation>-<attempt>`.
 pub fn pod_name(build: &str, generation: i64, attempt: i32) -> String {
-    let suffix = format!("-{generation}-{attempt}");
+    rebuild_pod_name(build, generation, 0, attempt)
+}
+
+/// The builder pod of `attempt` of `pollInterval` rebuild `rebuild` of `generation`:
+/// [`pod_name`] for rebuild 0, else `<build>-<generation>r<rebuild>-<attempt>`. The `r` keeps
+/// the names of different builds apart: a build's pods always end in exactly two `-` segments
+/// after its name, and only rebuilds put a letter in the first.
+pub fn rebuild_pod_name(build: &str, generation: i64, rebuild: i32, attempt: i32) -> String {
+    let suffix = if rebuild > 0 {
+        format!("-{generation}r{rebuild}-{attempt}")
+    } else {
+        format!("-{generation}-{attempt}")
+    };
     let full = format!("{build}{suffix}");
     if full.len() <= MAX_POD_NAME {
         return full;
@@ -51,6 +66,17 @@ mod tests {
     fn short_names_are_plain() {
         assert_eq!(pod_name("app", 3, 1), "app-3-1");
         assert_eq!(pod_name("a.b", 12, 10), "a.b-12-10");
+    }
+
+    #[test]
+    fn rebuilds_have_their_own_names() {
+        assert_eq!(rebuild_pod_name("app", 3, 0, 1), "app-3-1");
+        assert_eq!(rebuild_pod_name("app", 3, 2, 1), "app-3r2-1");
+        let long = "x".repeat(63);
+        let name = rebuild_pod_name(&long, 7, 12, 2);
+        assert_eq!(name.len(), MAX_POD_NAME);
+        assert!(name.ends_with("-7r12-2"), "{name}");
+        assert_ne!(name, pod_name(&long, 7, 2));
     }
 
     #[test]

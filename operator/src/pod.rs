@@ -20,7 +20,9 @@ use stratum_crds::contract::{
 };
 use stratum_crds::{BuildRequest, ImageBuild, ResolvedSource};
 
-use crate::names::{ATTEMPT_LABEL, BUILD_LABEL, GENERATION_LABEL, MANAGED_BY, pod_name};
+use crate::names::{
+    ATTEMPT_LABEL, BUILD_LABEL, GENERATION_LABEL, MANAGED_BY, REBUILD_LABEL, rebuild_pod_name,
+};
 use crate::reconcile::observed::BUILDER_CONTAINER;
 
 /// The builder's layer store: an `emptyDir`, because overlayfs cannot use an overlayfs upper dir
@@ -45,6 +47,8 @@ pub struct PodConfig {
     /// The work volume's `sizeLimit`: past it the kubelet evicts the pod (a retried `Evicted`
     /// failure) instead of filling the node's disk.
     pub work_size_limit: Option<Quantity>,
+    /// The deadline of builds that set no `spec.timeout` (`--default-timeout`).
+    pub default_timeout: std::time::Duration,
 }
 
 /// Why no pod could be made.
@@ -60,10 +64,12 @@ pub enum PodError {
     NoUid { build: String },
 }
 
-/// The pod for `attempt` of the current generation of `build`.
+/// The pod for `attempt` of `pollInterval` rebuild `rebuild` (0: the build the spec started) of
+/// the current generation of `build`.
 pub fn builder_pod(
     build: &ImageBuild,
     resolved: &ResolvedSource,
+    rebuild: i32,
     attempt: i32,
     config: &PodConfig,
 ) -> Result<Pod, PodError> {
@@ -80,7 +86,7 @@ pub fn builder_pod(
     // kube's controller_owner_ref leaves this unset; with it, a foreground deletion of the
     // ImageBuild waits for the pod to go (threats F8).
     owner.block_owner_deletion = Some(true);
-    let request = BuildRequest::for_build(build, resolved, attempt)
+    let request = BuildRequest::for_build(build, resolved, attempt, config.default_timeout)
         .and_then(|r| r.to_env_var())
         .map_err(|source| PodError::Request {
             build: namespaced,
@@ -113,7 +119,7 @@ pub fn builder_pod(
         mounts.push(mount(SOURCE_VOLUME, SOURCE_SECRET_DIR, true));
     }
 
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         (BUILD_LABEL.to_owned(), name.clone()),
         (GENERATION_LABEL.to_owned(), generation.to_string()),
         (ATTEMPT_LABEL.to_owned(), attempt.to_string()),
@@ -126,6 +132,9 @@ pub fn builder_pod(
             MANAGED_BY.to_owned(),
         ),
     ]);
+    if rebuild > 0 {
+        labels.insert(REBUILD_LABEL.to_owned(), rebuild.to_string());
+    }
     let container = Container {
         name: BUILDER_CONTAINER.into(),
         image: Some(
@@ -152,7 +161,7 @@ pub fn builder_pod(
     };
     Ok(Pod {
         metadata: ObjectMeta {
-            name: Some(pod_name(&name, generation, attempt)),
+            name: Some(rebuild_pod_name(&name, generation, rebuild, attempt)),
             namespace: build.metadata.namespace.clone(),
             labels: Some(labels),
             owner_references: Some(vec![owner]),
@@ -161,7 +170,7 @@ pub fn builder_pod(
         spec: Some(PodSpec {
             containers: vec![container],
             restart_policy: Some("Never".into()),
-            active_deadline_seconds: Some(deadline_seconds(build)),
+            active_deadline_seconds: Some(deadline_seconds(build, config.default_timeout)),
             automount_service_account_token: Some(false),
             // Service links add an env var per Service in the namespace: noise, and bytes
             // against the environment's size limit the BuildRequest shares.
@@ -177,8 +186,13 @@ pub fn builder_pod(
 
 /// `spec.timeout` in whole seconds, rounded up, at least 1 (the same as the request's
 /// `timeoutSeconds`, so the builder can stop itself first and report the step it was on).
-fn deadline_seconds(build: &ImageBuild) -> i64 {
-    let timeout = build.spec.timeout.parse().unwrap_or_default();
+fn deadline_seconds(build: &ImageBuild, default_timeout: std::time::Duration) -> i64 {
+    let timeout = build
+        .spec
+        .timeout
+        .as_ref()
+        .map_or(Ok(default_timeout), |t| t.parse())
+        .unwrap_or_default();
     let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
     i64::try_from(secs).unwrap_or(i64::MAX).max(1)
 }

@@ -26,6 +26,7 @@ fn config() -> PodConfig {
             ..ResourceRequirements::default()
         },
         work_size_limit: Some(Quantity("20Gi".into())),
+        default_timeout: std::time::Duration::from_secs(1800),
     }
 }
 
@@ -78,7 +79,7 @@ fn git_spec() -> ImageBuildSpec {
             }),
             ..Output::default()
         },
-        timeout: GoDuration::new("1h30m"),
+        timeout: Some(GoDuration::new("1h30m")),
         resources: Some(ResourceRequirements {
             limits: Some(BTreeMap::from([("memory".into(), Quantity("8Gi".into()))])),
             ..ResourceRequirements::default()
@@ -135,14 +136,14 @@ fn golden(case: &str, pod: &Pod) {
 #[test]
 fn inline_with_operator_defaults() {
     let build = mk_build("app", inline_spec());
-    let pod = builder_pod(&build, &ResolvedSource::default(), 1, &config()).unwrap();
+    let pod = builder_pod(&build, &ResolvedSource::default(), 0, 1, &config()).unwrap();
     golden("inline-defaults", &pod);
 }
 
 #[test]
 fn git_with_secrets_scheduling_and_overrides() {
     let build = mk_build("api", git_spec());
-    let pod = builder_pod(&build, &resolved_commit(), 2, &config()).unwrap();
+    let pod = builder_pod(&build, &resolved_commit(), 0, 2, &config()).unwrap();
     golden("git-secrets-scheduling", &pod);
 }
 
@@ -150,9 +151,40 @@ fn git_with_secrets_scheduling_and_overrides() {
 fn long_name_is_hashed_and_label_keeps_the_full_name() {
     let name = "a-very-long-image-build-name-that-uses-all-of-its-sixty-three-c";
     let build = mk_build(name, inline_spec());
-    let pod = builder_pod(&build, &ResolvedSource::default(), 1, &config()).unwrap();
+    let pod = builder_pod(&build, &ResolvedSource::default(), 0, 1, &config()).unwrap();
     golden("long-name", &pod);
     assert!(pod.metadata.name.unwrap().len() <= 63);
+}
+
+#[test]
+fn rebuilds_are_named_and_labelled_and_the_default_timeout_applies() {
+    let build = mk_build("api", git_spec());
+    let pod = builder_pod(&build, &resolved_commit(), 2, 1, &config()).unwrap();
+    assert_eq!(pod.metadata.name.as_deref(), Some("api-3r2-1"));
+    let labels = pod.metadata.labels.unwrap();
+    assert_eq!(labels[REBUILD_LABEL], "2");
+    assert_eq!(labels[ATTEMPT_LABEL], "1");
+    // Rebuild 0 has no rebuild label (pods look as they did before rebuilds existed).
+    let pod = builder_pod(&build, &resolved_commit(), 0, 1, &config()).unwrap();
+    assert!(!pod.metadata.labels.unwrap().contains_key(REBUILD_LABEL));
+
+    // Without spec.timeout, --default-timeout is the deadline, in the pod and in the request.
+    let mut build = mk_build("app", inline_spec());
+    build.spec.timeout = None;
+    let config = PodConfig {
+        default_timeout: std::time::Duration::from_secs(7200),
+        ..config()
+    };
+    let pod = builder_pod(&build, &ResolvedSource::default(), 0, 1, &config).unwrap();
+    let spec = pod.spec.unwrap();
+    assert_eq!(spec.active_deadline_seconds, Some(7200));
+    let env = &spec.containers[0].env.as_ref().unwrap()[0];
+    let request = BuildRequest::from_json(env.value.as_deref().unwrap()).unwrap();
+    assert_eq!(request.timeout_seconds, 7200);
+    // spec.timeout wins over the default.
+    build.spec.timeout = Some(GoDuration::new("10m"));
+    let pod = builder_pod(&build, &ResolvedSource::default(), 0, 1, &config).unwrap();
+    assert_eq!(pod.spec.unwrap().active_deadline_seconds, Some(600));
 }
 
 #[test]
@@ -162,7 +194,7 @@ fn security_invariants_hold_for_every_case() {
         (mk_build("api", git_spec()), resolved_commit()),
     ];
     for (build, resolved) in cases {
-        let pod = builder_pod(&build, &resolved, 1, &config()).unwrap();
+        let pod = builder_pod(&build, &resolved, 0, 1, &config()).unwrap();
         let spec = pod.spec.unwrap();
         assert_eq!(spec.automount_service_account_token, Some(false));
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
@@ -202,12 +234,12 @@ fn refuses_builds_it_cannot_describe() {
     let mut build = mk_build("app", inline_spec());
     build.metadata.uid = None;
     assert!(matches!(
-        builder_pod(&build, &ResolvedSource::default(), 1, &config()),
+        builder_pod(&build, &ResolvedSource::default(), 0, 1, &config()),
         Err(PodError::NoUid { .. })
     ));
     // A git source without a resolved commit has no request.
     let build = mk_build("api", git_spec());
-    let err = builder_pod(&build, &ResolvedSource::default(), 1, &config()).unwrap_err();
+    let err = builder_pod(&build, &ResolvedSource::default(), 0, 1, &config()).unwrap_err();
     assert!(
         matches!(
             err,

@@ -8,11 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use stratum_crds::conditions::set_for_phase;
 use stratum_crds::types::status::{record_history, short_digest};
 use stratum_crds::{
-    BuildRecord, BuildResult, Failure, ImageBuild, ImageBuildStatus, Phase, reason,
+    BuildRecord, BuildResult, Failure, ImageBuild, ImageBuildStatus, Phase, ResolvedSource, reason,
 };
 
-use crate::names::pod_name;
-use crate::reconcile::decide::SUPERSEDED;
+use crate::names::rebuild_pod_name;
 use crate::reconcile::{Action, Waiting};
 use crate::result::VerifiedImage;
 
@@ -20,6 +19,10 @@ use crate::result::VerifiedImage;
 /// [`succeeded`] after verification).
 pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<ImageBuildStatus> {
     let mut s = for_current_generation(build, now);
+    if let Action::Rebuild { rebuild, source } = action {
+        // The one way out of a final phase: the source moved (pollInterval).
+        return Some(rebuilt(s, *rebuild, source, now));
+    }
     if is_final_for(build, &s) {
         // Final phases never regress (design §3.4).
         return None;
@@ -27,9 +30,22 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
     let generation = s.observed_generation;
     let name = build.metadata.name.as_deref().unwrap_or_default();
     match action {
-        Action::CreatePod { attempt } => {
+        Action::CreatePod {
+            rebuild,
+            attempt,
+            source,
+        } => {
             s.attempt = Some(*attempt);
-            s.pod_name = Some(pod_name(name, generation.unwrap_or(1), *attempt));
+            s.pod_name = Some(rebuild_pod_name(
+                name,
+                generation.unwrap_or(1),
+                *rebuild,
+                *attempt,
+            ));
+            // What the pod builds, before it starts (an inline source has no revision).
+            if (source.git.is_some() || source.url.is_some()) && s.source.is_none() {
+                s.source = Some(source.clone());
+            }
             s.start_time.get_or_insert_with(|| now.clone());
             let message = format!(
                 "builder pod {} created",
@@ -62,12 +78,9 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
                 Waiting::SecretsMissing { problems } => {
                     (Phase::Pending, reason::SECRET_INVALID, problems.join("; "))
                 }
-                Waiting::SourceUnresolved => (
-                    Phase::Pending,
-                    reason::PENDING,
-                    "resolving the source revision".into(),
-                ),
-                Waiting::PodStopping { .. } | Waiting::Ttl { .. } => return None,
+                Waiting::PodStopping { .. } | Waiting::Ttl { .. } | Waiting::PollSource => {
+                    return None;
+                }
             };
             progress(&mut s, phase, reason, &message, now);
         }
@@ -140,7 +153,12 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
             );
             s.phase = Some(Phase::Cancelled);
         }
-        Action::RecordResult { .. } | Action::DeletePod { .. } | Action::Nothing => return None,
+        Action::RecordResult { .. }
+        | Action::DeletePod { .. }
+        | Action::Resolve
+        | Action::Rebuild { .. }
+        | Action::RemoveFinalizer
+        | Action::Nothing => return None,
     }
     Some(s)
 }
@@ -164,7 +182,12 @@ pub fn succeeded(
     // write (after a retry cleared podName), and the status apply would then drop podName (seen
     // in the e2e eviction test).
     let name = build.metadata.name.as_deref().unwrap_or_default();
-    s.pod_name = Some(pod_name(name, s.observed_generation.unwrap_or(1), attempt));
+    s.pod_name = Some(rebuild_pod_name(
+        name,
+        s.observed_generation.unwrap_or(1),
+        s.rebuild.unwrap_or(0),
+        attempt,
+    ));
     s.image_id = Some(verified.image_id.clone());
     s.digest = Some(verified.digest.clone());
     s.short_digest = short_digest(&verified.digest);
@@ -192,6 +215,31 @@ pub fn succeeded(
     s
 }
 
+/// A new build of the same generation on `source`: the finished one is already in `history`;
+/// what described it (digest, layers, steps, failure) goes, conditions and history stay.
+fn rebuilt(
+    old: ImageBuildStatus,
+    rebuild: i32,
+    source: &ResolvedSource,
+    now: &Time,
+) -> ImageBuildStatus {
+    let mut s = ImageBuildStatus {
+        observed_generation: old.observed_generation,
+        rebuild: Some(rebuild),
+        attempt: Some(1),
+        source: Some(source.clone()),
+        conditions: old.conditions,
+        history: old.history,
+        ..ImageBuildStatus::default()
+    };
+    let message = format!(
+        "the source moved to {}; rebuilding",
+        source.revision().unwrap_or_else(|| "a new revision".into())
+    );
+    progress(&mut s, Phase::Pending, reason::PENDING, &message, now);
+    s
+}
+
 /// The current status when it describes the current generation; otherwise a fresh one for it,
 /// keeping conditions and history (and recording an unfinished older build as superseded).
 fn for_current_generation(build: &ImageBuild, now: &Time) -> ImageBuildStatus {
@@ -206,11 +254,12 @@ fn for_current_generation(build: &ImageBuild, now: &Time) -> ImageBuildStatus {
     {
         let record = BuildRecord {
             generation: g,
+            rebuild: old.rebuild.filter(|r| *r > 0),
             attempt: old.attempt.unwrap_or(1),
             source_revision: old.source.as_ref().and_then(|s| s.revision()),
             digest: None,
             phase: Phase::Cancelled,
-            reason: Some(SUPERSEDED.into()),
+            reason: Some(reason::SUPERSEDED.into()),
             completion_time: Some(now.clone()),
         };
         record_history(&mut history, record);
@@ -256,11 +305,20 @@ fn fail(s: &mut ImageBuildStatus, attempt: i32, failure: Failure, now: &Time) {
     s.phase = Some(Phase::Failed);
 }
 
-/// Steps and source as the builder reported them (for success and failure alike).
+/// Steps and source as the builder reported them (for success and failure alike). The
+/// builder knows the sha256 of what it fetched; the ETag / Last-Modified the operator resolved
+/// stay, because `pollInterval` compares them.
 fn reported(s: &mut ImageBuildStatus, result: &BuildResult) {
     s.steps = result.steps_status();
     s.omitted_steps = result.omitted_status();
-    if let Some(source) = result.resolved_source() {
+    if let Some(mut source) = result.resolved_source() {
+        if let (Some(url), Some(before)) = (
+            source.url.as_mut(),
+            s.source.as_ref().and_then(|r| r.url.as_ref()),
+        ) {
+            url.etag.clone_from(&before.etag);
+            url.last_modified.clone_from(&before.last_modified);
+        }
         s.source = Some(source);
     }
 }
@@ -275,6 +333,7 @@ fn record(
 ) {
     let record = BuildRecord {
         generation: s.observed_generation.unwrap_or(1),
+        rebuild: s.rebuild.filter(|r| *r > 0),
         attempt,
         source_revision: s.source.as_ref().and_then(|r| r.revision()),
         digest,

@@ -30,6 +30,15 @@ fn mk_build(generation: i64, status: Option<ImageBuildStatus>) -> ImageBuild {
     b
 }
 
+/// Creating the pod of `attempt` of rebuild 0 of an inline build.
+fn create(attempt: i32) -> Action {
+    Action::CreatePod {
+        rebuild: 0,
+        attempt,
+        source: ResolvedSource::default(),
+    }
+}
+
 fn failure(reason: &str) -> Failure {
     Failure {
         reason: reason.into(),
@@ -50,7 +59,7 @@ fn table() {
     };
     #[rustfmt::skip]
     let rows: Vec<(Action, Option<Summary>)> = vec![
-        (Action::CreatePod { attempt: 1 }, Some((Phase::Pending, "Pending", 1, Some("app-1-1")))),
+        (create(1), Some((Phase::Pending, "Pending", 1, Some("app-1-1")))),
         (wait(Waiting::PodStarting { pod: "app-1-1".into() }), Some((Phase::Pending, "Pending", 1, None))),
         (wait(Waiting::PodRunning { pod: "app-1-1".into() }), Some((Phase::Building, "Building", 1, None))),
         (wait(Waiting::SecretsMissing { problems: vec!["no secret x".into()] }), Some((Phase::Pending, "SecretInvalid", 1, None))),
@@ -136,12 +145,7 @@ fn success_records_the_verified_image_and_never_regresses() {
         size: 42,
         layers: Vec::new(),
     };
-    let running = after_action(
-        &mk_build(1, None),
-        &Action::CreatePod { attempt: 1 },
-        &at(1),
-    )
-    .unwrap();
+    let running = after_action(&mk_build(1, None), &create(1), &at(1)).unwrap();
     let s = succeeded(&mk_build(1, Some(running)), 1, &result, &verified, &at(9));
     assert_eq!(s.phase, Some(Phase::Succeeded));
     // The registry's digest, not the builder's claim.
@@ -150,20 +154,11 @@ fn success_records_the_verified_image_and_never_regresses() {
     assert_eq!(s.tags, ["r.example.com/app:1"]);
     assert_eq!(s.start_time, Some(at(1)));
     let done = mk_build(1, Some(s.clone()));
-    for action in [
-        Action::CreatePod { attempt: 2 },
-        Action::MarkQueued,
-        Action::Cancel { pod: None },
-    ] {
+    for action in [create(2), Action::MarkQueued, Action::Cancel { pod: None }] {
         assert_eq!(after_action(&done, &action, &at(10)), None, "{action:?}");
     }
     // A new generation starts over, keeping history.
-    let next = after_action(
-        &mk_build(2, Some(s)),
-        &Action::CreatePod { attempt: 1 },
-        &at(20),
-    )
-    .unwrap();
+    let next = after_action(&mk_build(2, Some(s)), &create(1), &at(20)).unwrap();
     assert_eq!(
         (
             next.observed_generation,
@@ -193,12 +188,7 @@ fn success_from_a_lagging_status_names_the_attempts_pod() {
         size: 42,
         layers: Vec::new(),
     };
-    let first = after_action(
-        &mk_build(1, None),
-        &Action::CreatePod { attempt: 1 },
-        &at(1),
-    )
-    .unwrap();
+    let first = after_action(&mk_build(1, None), &create(1), &at(1)).unwrap();
     let retry = Action::Retry {
         attempt: 1,
         failure: failure(reason::EVICTED),
@@ -215,21 +205,158 @@ fn success_from_a_lagging_status_names_the_attempts_pod() {
 
 #[test]
 fn an_unfinished_build_superseded_by_a_spec_change_is_recorded() {
-    let running = after_action(
-        &mk_build(1, None),
-        &Action::CreatePod { attempt: 1 },
-        &at(1),
-    )
-    .unwrap();
-    let next = after_action(
-        &mk_build(2, Some(running)),
-        &Action::CreatePod { attempt: 1 },
-        &at(2),
-    )
-    .unwrap();
+    let running = after_action(&mk_build(1, None), &create(1), &at(1)).unwrap();
+    let next = after_action(&mk_build(2, Some(running)), &create(1), &at(2)).unwrap();
     let h = &next.history[0];
     assert_eq!(
         (h.generation, h.phase, h.reason.as_deref()),
-        (1, Phase::Cancelled, Some(SUPERSEDED))
+        (1, Phase::Cancelled, Some(reason::SUPERSEDED))
+    );
+}
+
+fn git_revision(commit: &str) -> ResolvedSource {
+    ResolvedSource {
+        git: Some(stratum_crds::ResolvedGit {
+            commit: commit.repeat(40),
+        }),
+        url: None,
+    }
+}
+
+#[test]
+fn the_resolved_revision_is_recorded_before_the_pod_runs_and_kept_by_retries() {
+    let action = Action::CreatePod {
+        rebuild: 0,
+        attempt: 1,
+        source: git_revision("a"),
+    };
+    let s = after_action(&mk_build(1, None), &action, &at(1)).unwrap();
+    assert_eq!(s.source, Some(git_revision("a")));
+    // A retry's pod builds the recorded revision; a different one in the action changes nothing.
+    let retry = Action::CreatePod {
+        rebuild: 0,
+        attempt: 2,
+        source: git_revision("b"),
+    };
+    let s = after_action(&mk_build(1, Some(s)), &retry, &at(2)).unwrap();
+    assert_eq!(s.source, Some(git_revision("a")));
+}
+
+#[test]
+fn a_rebuild_leaves_the_final_phase_with_history_and_a_new_pod_name() {
+    let first = after_action(
+        &mk_build(1, None),
+        &Action::CreatePod {
+            rebuild: 0,
+            attempt: 1,
+            source: git_revision("a"),
+        },
+        &at(1),
+    )
+    .unwrap();
+    let done = after_action(
+        &mk_build(1, Some(first)),
+        &Action::Fail {
+            attempt: 1,
+            failure: failure("StepFailed"),
+            result: None,
+            stop: None,
+        },
+        &at(2),
+    )
+    .unwrap();
+    let rebuild = Action::Rebuild {
+        rebuild: 1,
+        source: git_revision("b"),
+    };
+    let s = after_action(&mk_build(1, Some(done.clone())), &rebuild, &at(3)).unwrap();
+    assert_eq!(
+        (s.phase, s.rebuild, s.attempt, s.observed_generation),
+        (Some(Phase::Pending), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(s.source, Some(git_revision("b")));
+    assert_eq!(
+        (s.failure.as_ref(), s.completion_time.as_ref()),
+        (None, None)
+    );
+    // The finished build stays in history with its revision.
+    assert_eq!(s.history, done.history);
+    assert_eq!(s.history[0].source_revision, Some("a".repeat(40)));
+    // Idempotent: the same rebuild on its own result changes nothing but stays a rebuild.
+    assert_eq!(
+        after_action(&mk_build(1, Some(s.clone())), &rebuild, &at(3))
+            .as_ref()
+            .map(|x| x.rebuild),
+        Some(Some(1))
+    );
+    let pod = Action::CreatePod {
+        rebuild: 1,
+        attempt: 1,
+        source: git_revision("b"),
+    };
+    let s = after_action(&mk_build(1, Some(s)), &pod, &at(4)).unwrap();
+    assert_eq!(s.pod_name.as_deref(), Some("app-1r1-1"));
+    // Its outcome is recorded as rebuild 1, beside the first build's.
+    let s = after_action(
+        &mk_build(1, Some(s)),
+        &Action::Fail {
+            attempt: 1,
+            failure: failure("StepFailed"),
+            result: None,
+            stop: None,
+        },
+        &at(5),
+    )
+    .unwrap();
+    let keys: Vec<_> = s.history.iter().map(|r| (r.rebuild, r.attempt)).collect();
+    assert_eq!(keys, [(Some(1), 1), (None, 1)]);
+}
+
+#[test]
+fn the_builders_sha256_joins_the_resolved_etag() {
+    let resolved = ResolvedSource {
+        git: None,
+        url: Some(stratum_crds::ResolvedUrl {
+            sha256: None,
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+        }),
+    };
+    let created = after_action(
+        &mk_build(1, None),
+        &Action::CreatePod {
+            rebuild: 0,
+            attempt: 1,
+            source: resolved,
+        },
+        &at(1),
+    )
+    .unwrap();
+    let mut result = BuildResult::failed(BuildFailure {
+        reason: FailureReason::StepFailed,
+        message: "m".into(),
+        step: None,
+        step_index: None,
+        line: None,
+        exit_code: Some(1),
+    });
+    result.source = Some(stratum_crds::contract::BuiltSource::Url {
+        sha256: "e".repeat(64),
+    });
+    let s = after_action(
+        &mk_build(1, Some(created)),
+        &Action::Fail {
+            attempt: 1,
+            failure: failure("StepFailed"),
+            result: Some(result),
+            stop: None,
+        },
+        &at(2),
+    )
+    .unwrap();
+    let url = s.source.unwrap().url.unwrap();
+    assert_eq!(
+        (url.sha256, url.etag),
+        (Some("e".repeat(64)), Some("\"v1\"".into()))
     );
 }

@@ -159,7 +159,14 @@ fn obj(b: &ImageBuild) -> Value {
 #[test]
 fn health_follows_the_operator_status() {
     let fresh = build(1, None);
-    let pending = after(&fresh, &Action::CreatePod { attempt: 1 });
+    let pending = after(
+        &fresh,
+        &Action::CreatePod {
+            rebuild: 0,
+            attempt: 1,
+            source: stratum_crds::ResolvedSource::default(),
+        },
+    );
     let running = after(
         &pending,
         &wait(Waiting::PodRunning {
@@ -189,7 +196,14 @@ fn health_follows_the_operator_status() {
     let stale_success = build(2, done.status.clone());
     let stale_failure = build(2, failed.status.clone());
     // ... and once it has, the old Stalled condition is gone.
-    let rebuilding = after(&stale_failure, &Action::CreatePod { attempt: 1 });
+    let rebuilding = after(
+        &stale_failure,
+        &Action::CreatePod {
+            rebuild: 0,
+            attempt: 1,
+            source: stratum_crds::ResolvedSource::default(),
+        },
+    );
     let mut no_observed = done.clone();
     no_observed.status.as_mut().unwrap().observed_generation = None;
 

@@ -161,12 +161,14 @@ pub struct RequestCache {
 }
 
 impl BuildRequest {
-    /// The request for `attempt` of `build`, whose source resolved to `resolved`. Fails when the
+    /// The request for `attempt` of `build`, whose source resolved to `resolved`; a build without
+    /// `spec.timeout` gets `default_timeout` (the operator's `--default-timeout`). Fails when the
     /// spec is invalid or a git source has no resolved commit.
     pub fn for_build(
         build: &ImageBuild,
         resolved: &ResolvedSource,
         attempt: i32,
+        default_timeout: std::time::Duration,
     ) -> Result<Self, RequestError> {
         validate::validate(build)?;
         let spec = &build.spec;
@@ -197,9 +199,12 @@ impl BuildRequest {
             // validate() refuses a spec without exactly one source.
             None => return Err(RequestError::Unresolved { what: "no source" }),
         };
-        let timeout = spec.timeout.parse().map_err(|e| RequestError::Malformed {
-            what: e.to_string(),
-        })?;
+        let timeout = match &spec.timeout {
+            Some(timeout) => timeout.parse().map_err(|e| RequestError::Malformed {
+                what: e.to_string(),
+            })?,
+            None => default_timeout,
+        };
         let meta = &build.metadata;
         Ok(Self {
             v: REQUEST_VERSION,
@@ -426,7 +431,7 @@ impl BuildRequest {
             }),
             reproducible: self.reproducible,
             source_date_epoch: self.source_date_epoch,
-            timeout: GoDuration::new(format!("{}s", self.timeout_seconds)),
+            timeout: Some(GoDuration::new(format!("{}s", self.timeout_seconds))),
             ..ImageBuildSpec::default()
         }
     }

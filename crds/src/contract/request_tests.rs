@@ -3,6 +3,9 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::types::status::{ResolvedGit, ResolvedSource};
 use crate::validate::Check;
+
+/// The operator's default `--default-timeout`.
+const DEFAULT: std::time::Duration = std::time::Duration::from_secs(1800);
 use crate::{
     BuildArg, GitSource, ImageBuild, ImageBuildSpec, InlineSource, Output, SecretReference, Source,
     UrlSource,
@@ -59,7 +62,7 @@ fn resolved() -> ResolvedSource {
 
 #[test]
 fn git_request_golden() {
-    let request = BuildRequest::for_build(&build(git_source()), &resolved(), 2).unwrap();
+    let request = BuildRequest::for_build(&build(git_source()), &resolved(), 2, DEFAULT).unwrap();
     let json = request.encode().unwrap();
     assert_eq!(
         json,
@@ -99,12 +102,17 @@ fn url_and_inline_requests_round_trip() {
     };
     for source in [url, inline] {
         let mut b = build(source);
-        b.spec.timeout = crate::GoDuration::new("1.5s");
+        b.spec.timeout = Some(crate::GoDuration::new("1.5s"));
         b.spec.labels = BTreeMap::from([("k".into(), "v".into())]);
-        let request = BuildRequest::for_build(&b, &ResolvedSource::default(), 1).unwrap();
+        let request = BuildRequest::for_build(&b, &ResolvedSource::default(), 1, DEFAULT).unwrap();
         assert_eq!(request.timeout_seconds, 2, "a fractional timeout rounds up");
         let json = request.encode().unwrap();
         assert_eq!(BuildRequest::from_json(&json).unwrap(), request);
+        // Without spec.timeout, the operator's default applies.
+        b.spec.timeout = None;
+        let hours = std::time::Duration::from_secs(7200);
+        let request = BuildRequest::for_build(&b, &ResolvedSource::default(), 1, hours).unwrap();
+        assert_eq!(request.timeout_seconds, 7200);
     }
 }
 
@@ -112,11 +120,12 @@ fn url_and_inline_requests_round_trip() {
 fn for_build_refuses_invalid_or_unresolved_builds() {
     let mut invalid = build(git_source());
     invalid.spec.output.image = "App".into();
-    match BuildRequest::for_build(&invalid, &resolved(), 1) {
+    match BuildRequest::for_build(&invalid, &resolved(), 1, DEFAULT) {
         Err(RequestError::Invalid(e)) => assert!(e.has(Check::Pattern("TAGGED_IMAGE"))),
         other => panic!("{other:?}"),
     }
-    let unresolved = BuildRequest::for_build(&build(git_source()), &ResolvedSource::default(), 1);
+    let unresolved =
+        BuildRequest::for_build(&build(git_source()), &ResolvedSource::default(), 1, DEFAULT);
     assert!(
         matches!(unresolved, Err(RequestError::Unresolved { .. })),
         "{unresolved:?}"
@@ -127,7 +136,7 @@ type Expect = fn(&RequestError) -> bool;
 
 #[test]
 fn from_json_fails_closed() {
-    let good = BuildRequest::for_build(&build(git_source()), &resolved(), 1)
+    let good = BuildRequest::for_build(&build(git_source()), &resolved(), 1, DEFAULT)
         .unwrap()
         .encode()
         .unwrap();
@@ -190,7 +199,7 @@ fn inline_requests_name_the_dockerfile_dockerfile() {
         ..Source::default()
     };
     let mut request =
-        BuildRequest::for_build(&build(inline), &ResolvedSource::default(), 1).unwrap();
+        BuildRequest::for_build(&build(inline), &ResolvedSource::default(), 1, DEFAULT).unwrap();
     request.dockerfile = "../x".into();
     let json = serde_json::to_string(&request).unwrap();
     assert!(matches!(
@@ -208,7 +217,7 @@ fn encode_refuses_requests_too_large_for_the_environment() {
             value: "x".repeat(4096),
         })
         .collect();
-    let request = BuildRequest::for_build(&b, &resolved(), 1).unwrap();
+    let request = BuildRequest::for_build(&b, &resolved(), 1, DEFAULT).unwrap();
     assert!(matches!(
         request.encode(),
         Err(RequestError::TooLarge { .. })
@@ -217,7 +226,7 @@ fn encode_refuses_requests_too_large_for_the_environment() {
 
 #[test]
 fn from_env_reads_the_variable_or_the_file() {
-    let request = BuildRequest::for_build(&build(git_source()), &resolved(), 1).unwrap();
+    let request = BuildRequest::for_build(&build(git_source()), &resolved(), 1, DEFAULT).unwrap();
     let json = request.encode().unwrap();
 
     let from_var = BuildRequest::from_env_with(|k| (k == REQUEST_ENV).then(|| json.clone()));

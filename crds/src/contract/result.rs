@@ -481,6 +481,7 @@ impl BuildResult {
                 url: Some(ResolvedUrl {
                     sha256: Some(sha256.clone()),
                     etag: None,
+                    last_modified: None,
                 }),
             },
         })

@@ -14,7 +14,7 @@ use crate::types::output::{BuildArg, Cache, Output};
 use crate::types::source::Source;
 use crate::types::status::ImageBuildStatus;
 
-/// The default of `spec.timeout`.
+/// The built-in default of `spec.timeout`; the operator's `--default-timeout` replaces it.
 pub const DEFAULT_TIMEOUT: &str = "30m";
 /// The default of `spec.retries`.
 pub const DEFAULT_RETRIES: i32 = 2;
@@ -117,10 +117,11 @@ pub struct ImageBuildSpec {
     pub source_date_epoch: Option<i64>,
 
     /// How long one build attempt may run, fetching and pushing included (Go duration, e.g. `30m`,
-    /// `1h30m`). A build that runs longer fails with reason `Timeout`.
-    #[serde(default = "default_timeout")]
+    /// `1h30m`). A build that runs longer fails with reason `Timeout`. When unset, the operator's
+    /// default applies (its `--default-timeout`, `30m` unless configured otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [cel::TIMEOUT_POSITIVE.json()]))]
-    pub timeout: GoDuration,
+    pub timeout: Option<GoDuration>,
 
     /// How many times to retry a build that failed for an infrastructure reason (pod evicted,
     /// node lost, registry unavailable). Failures of the build itself (a Dockerfile error, a RUN
@@ -160,10 +161,6 @@ pub struct ImageBuildSpec {
     pub cancel: bool,
 }
 
-fn default_timeout() -> GoDuration {
-    GoDuration::new(DEFAULT_TIMEOUT)
-}
-
 fn default_retries() -> i32 {
     DEFAULT_RETRIES
 }
@@ -183,7 +180,7 @@ impl Default for ImageBuildSpec {
             cache: None,
             reproducible: false,
             source_date_epoch: None,
-            timeout: default_timeout(),
+            timeout: None,
             retries: DEFAULT_RETRIES,
             ttl_seconds_after_finished: None,
             resources: None,

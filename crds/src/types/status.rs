@@ -41,6 +41,13 @@ pub struct ImageBuildStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<i32>,
 
+    /// How many times `pollInterval` has started a new build of the current generation because
+    /// the source moved: absent (0) for the build the spec started, then 1, 2, … Builder pods of
+    /// a rebuild are named `<name>-<generation>r<rebuild>-<attempt>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub rebuild: Option<i32>,
+
     /// The builder pod of the current attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
@@ -192,10 +199,11 @@ impl ResolvedSource {
             return Some(git.commit.clone());
         }
         let url = self.url.as_ref()?;
-        match (&url.sha256, &url.etag) {
-            (Some(sha), _) => Some(format!("sha256:{sha}")),
-            (None, Some(etag)) => Some(format!("etag:{etag}")),
-            (None, None) => None,
+        match (&url.sha256, &url.etag, &url.last_modified) {
+            (Some(sha), _, _) => Some(format!("sha256:{sha}")),
+            (None, Some(etag), _) => Some(format!("etag:{etag}")),
+            (None, None, Some(time)) => Some(format!("last-modified:{time}")),
+            (None, None, None) => None,
         }
     }
 }
@@ -218,7 +226,14 @@ pub struct ResolvedUrl {
 
     /// The object's ETag when the build started; `pollInterval` compares against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub etag: Option<String>,
+
+    /// The object's `Last-Modified` time when the build started, as the server wrote it; what
+    /// `pollInterval` compares when the server sends no ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
+    pub last_modified: Option<String>,
 }
 
 /// One layer of the pushed image.
@@ -308,10 +323,16 @@ pub struct BuildRecord {
     /// The `metadata.generation` the build was for.
     pub generation: i64,
 
+    /// The `pollInterval` rebuild of that generation (absent: the build the spec started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub rebuild: Option<i32>,
+
     /// The attempt, from 1.
     pub attempt: i32,
 
-    /// The revision built: a commit SHA, `sha256:<hex>` or `etag:<etag>`.
+    /// The revision built: a commit SHA, `sha256:<hex>`, `etag:<etag>` or
+    /// `last-modified:<time>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
 
@@ -332,12 +353,17 @@ pub struct BuildRecord {
 }
 
 /// Records a finished build at the front of `history`, dropping the oldest beyond
-/// [`HISTORY_LIMIT`]. Recording the same (generation, attempt, revision) twice replaces the entry,
+/// [`HISTORY_LIMIT`]. Recording the same (generation, rebuild, attempt, revision) twice replaces the entry,
 /// so a reconcile that runs again after a failed status write does not duplicate it.
 pub fn record_history(history: &mut Vec<BuildRecord>, record: BuildRecord) {
     history.retain(|r| {
-        (r.generation, r.attempt, &r.source_revision)
-            != (record.generation, record.attempt, &record.source_revision)
+        (r.generation, r.rebuild, r.attempt, &r.source_revision)
+            != (
+                record.generation,
+                record.rebuild,
+                record.attempt,
+                &record.source_revision,
+            )
     });
     history.insert(0, record);
     history.truncate(HISTORY_LIMIT);
@@ -377,6 +403,7 @@ mod tests {
     fn record(generation: i64, attempt: i32, revision: &str) -> BuildRecord {
         BuildRecord {
             generation,
+            rebuild: None,
             attempt,
             source_revision: Some(revision.to_owned()),
             digest: None,

@@ -186,9 +186,11 @@ impl Checker {
                 Some(MAX_SOURCE_DATE_EPOCH),
             );
         }
-        self.duration("spec.timeout", &spec.timeout, &cel::TIMEOUT_POSITIVE, |d| {
-            !d.is_zero()
-        });
+        if let Some(timeout) = &spec.timeout {
+            self.duration("spec.timeout", timeout, &cel::TIMEOUT_POSITIVE, |d| {
+                !d.is_zero()
+            });
+        }
         self.range(
             "spec.retries",
             spec.retries.into(),

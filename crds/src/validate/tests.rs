@@ -94,7 +94,7 @@ const CASES: &[Case] = &[
             });
             b.spec.reproducible = true;
             b.spec.source_date_epoch = Some(1_700_000_000);
-            b.spec.timeout = GoDuration::new("1h30m");
+            b.spec.timeout = Some(GoDuration::new("1h30m"));
             b.spec.retries = 0;
             b.spec.ttl_seconds_after_finished = Some(0);
             b.spec.builder_image =
@@ -231,7 +231,7 @@ const CASES: &[Case] = &[
     ),
     (
         "shortest timeout",
-        |b| b.spec.timeout = GoDuration::new("1ns"),
+        |b| b.spec.timeout = Some(GoDuration::new("1ns")),
         &[],
     ),
     (
@@ -404,12 +404,12 @@ const CASES: &[Case] = &[
     ),
     (
         "zero timeout",
-        |b| b.spec.timeout = GoDuration::new("0s"),
+        |b| b.spec.timeout = Some(GoDuration::new("0s")),
         &[("spec.timeout", rule(&cel::TIMEOUT_POSITIVE))],
     ),
     (
         "timeout in words",
-        |b| b.spec.timeout = GoDuration::new("forever"),
+        |b| b.spec.timeout = Some(GoDuration::new("forever")),
         &[
             ("spec.timeout", Check::Pattern("DURATION")),
             ("spec.timeout", rule(&cel::TIMEOUT_POSITIVE)),
@@ -515,7 +515,7 @@ fn every_rule_has_a_failing_case() {
 fn violations_read_as_instructions() {
     let mut build = git_build();
     git(&mut build).url = "https://user:pw@host/repo.git".into();
-    build.spec.timeout = GoDuration::new("0s");
+    build.spec.timeout = Some(GoDuration::new("0s"));
     let message = validate(&build).unwrap_err().to_string();
     assert_eq!(
         message,

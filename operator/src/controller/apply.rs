@@ -10,17 +10,18 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use stratum_crds::conditions::condition_type::READY;
-use stratum_crds::{Failure, ImageBuild, ImageBuildStatus, Phase};
+use stratum_crds::{Failure, ImageBuild, ImageBuildStatus, Phase, ResolvedSource, SourceKind};
 use tracing::Instrument;
 
 use super::observe::{self, qualified};
 use super::{Context, Error, MANAGER};
 use crate::pod::builder_pod;
 use crate::reconcile::decide::MAX_RECHECK;
-use crate::reconcile::{Action, decide};
+use crate::reconcile::{Action, FINALIZER, SourceCheck, Waiting, decide};
 use crate::result::{VerifyError, VerifyRequest};
+use crate::source::ResolveRequest;
 use crate::status::{after_action, succeeded};
 
 /// How often a queued build looks for a free slot: another build finishing wakes only itself.
@@ -55,24 +56,56 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
 
+    let key = ObjectRef::from_obj(build);
     let views = observe::pods(&pods, build).await?;
     let problems = observe::secret_problems(&secrets, build).await?;
-    let running = ctx.running(Some(&ObjectRef::from_obj(build)));
-    ctx.metrics
-        .set_running(running + usize::from(super::holds_slot(build)));
+    let running = ctx.running(Some(&key));
     let now = Timestamp::now();
-    let observed = observe::observed(build, views, problems, running < ctx.concurrency, now);
-    let action = decide(&observed);
+    let mut observed = observe::observed(
+        build,
+        views,
+        problems,
+        running < ctx.concurrency,
+        now,
+        ctx.last_source_check(&key),
+        ctx.pod_config.default_timeout,
+    );
+    let mut action = decide(&observed);
+    if action == Action::Resolve {
+        observed.source = resolve(ctx, &secrets, build).await?;
+        ctx.source_checked(&key, now);
+        action = decide(&observed);
+    }
     tracing::debug!(?action, "decided");
     let time = Time(now);
 
     let (status, requeue) = match &action {
-        Action::CreatePod { attempt } => {
-            // decide() creates only with a resolved source; the default keeps this total.
-            let resolved = observed.resolved.clone().unwrap_or_default();
-            let pod = builder_pod(build, &resolved, *attempt, &ctx.pod_config)?;
-            create_pod(&pods, build, &pod).await?;
-            (after_action(build, &action, &time), requeue(MAX_RECHECK))
+        Action::CreatePod {
+            rebuild,
+            attempt,
+            source,
+        } => {
+            // The slot is claimed under a lock: the count above may be stale by now.
+            if ctx.slots.claim(&key, ctx.concurrency, &ctx.stores) {
+                let pod = builder_pod(build, source, *rebuild, *attempt, &ctx.pod_config)?;
+                // No pod without the finalizer that removes it (threats F8).
+                add_finalizer(ctx, build).await?;
+                create_pod(&pods, build, &pod).await?;
+                (after_action(build, &action, &time), requeue(MAX_RECHECK))
+            } else {
+                let queued = Action::MarkQueued;
+                (after_action(build, &queued, &time), requeue(QUEUE_RECHECK))
+            }
+        }
+        Action::Resolve => {
+            // decide() never asks twice; should it, look again soon instead of looping.
+            (None, requeue(DELETE_RECHECK))
+        }
+        Action::Rebuild { .. } => (after_action(build, &action, &time), requeue(DELETE_RECHECK)),
+        Action::RemoveFinalizer => {
+            remove_finalizer(ctx, build).await?;
+            ctx.forget(&key);
+            (None, Requeue::await_change())
         }
         Action::Wait { requeue_after, .. } => (
             after_action(build, &action, &time),
@@ -129,11 +162,161 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
         Action::Nothing => (None, Requeue::await_change()),
     };
 
-    if let Some(status) = status.filter(|s| Some(s) != build.status.as_ref()) {
-        write_status(ctx, build, &status).await?;
-        transition(ctx, build, &status).await;
+    if let (
+        Action::Wait {
+            why: Waiting::PollSource,
+            ..
+        },
+        SourceCheck::Failed { kind, message },
+    ) = (&action, &observed.source)
+    {
+        poll_failed(ctx, build, *kind, message).await;
     }
+    let written = status.filter(|s| Some(s) != build.status.as_ref());
+    if let Some(status) = &written {
+        write_status(ctx, build, status).await?;
+        transition(ctx, build, status).await;
+    }
+    if action != Action::RemoveFinalizer {
+        let now_status = written.as_ref().or(build.status.as_ref());
+        ctx.slots.record(
+            &key,
+            super::status_holds_slot(build.metadata.generation, now_status),
+        );
+    }
+    ctx.metrics.set_running(ctx.running(None));
     Ok(requeue)
+}
+
+/// Asks the source's remote for its revision, with the source Secret's data. A failure is an
+/// answer (it goes into the decision), not a reconcile error; only reading the Secret can fail
+/// the reconcile.
+async fn resolve(
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    build: &ImageBuild,
+) -> Result<SourceCheck, Error> {
+    let Some(source) = build.spec.source.kind() else {
+        // decide() refuses a spec without exactly one source before it resolves.
+        return Ok(SourceCheck::Resolved(ResolvedSource::default()));
+    };
+    if matches!(source, SourceKind::Inline(_)) {
+        return Ok(SourceCheck::Resolved(ResolvedSource::default()));
+    }
+    let secret = observe::source_secret(secrets, build).await?;
+    let request = ResolveRequest {
+        source,
+        secret: secret.as_ref(),
+    };
+    let check = ctx.resolver.resolve(request).await;
+    match &check {
+        SourceCheck::Resolved(r) => {
+            tracing::info!(
+                revision = r.revision().unwrap_or_default(),
+                "source resolved"
+            );
+        }
+        SourceCheck::Failed { kind, message } => {
+            tracing::warn!(?kind, "cannot resolve the source: {message}");
+        }
+        SourceCheck::NotChecked => {}
+    }
+    Ok(check)
+}
+
+/// Adds the finalizer unless present. A merge patch of the whole list with the read
+/// `resourceVersion`, so a concurrent change of the finalizers gets 409 (and a retry) instead of
+/// being overwritten.
+async fn add_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
+    let with_ours = |b: &ImageBuild| {
+        let mut finalizers = b.finalizers().to_vec();
+        let present = finalizers.iter().any(|f| f == FINALIZER);
+        finalizers.push(FINALIZER.to_owned());
+        (!present).then_some(finalizers)
+    };
+    let Some(finalizers) = with_ours(build) else {
+        return Ok(());
+    };
+    match patch_finalizers(&ctx.client, build, &finalizers, "add_finalizer").await {
+        // The cached object is older than the stored one (often: an earlier reconcile added the
+        // finalizer a moment ago). Read it once and try again with what is stored.
+        Err(Error::Kube {
+            source: kube::Error::Api(e),
+            ..
+        }) if e.code == 409 => {
+            let api: Api<ImageBuild> =
+                Api::namespaced(ctx.client.clone(), &build.namespace().unwrap_or_default());
+            let fresh = api
+                .get(&build.name_any())
+                .await
+                .map_err(|source| Error::Kube {
+                    step: "add_finalizer",
+                    build: qualified(build),
+                    source,
+                })?;
+            match with_ours(&fresh) {
+                None => Ok(()),
+                Some(finalizers) => {
+                    patch_finalizers(&ctx.client, &fresh, &finalizers, "add_finalizer").await
+                }
+            }
+        }
+        other => other,
+    }
+}
+
+/// Removes the finalizer; the apiserver then deletes the ImageBuild.
+async fn remove_finalizer(ctx: &Context, build: &ImageBuild) -> Result<(), Error> {
+    remove_finalizer_with(&ctx.client, build).await?;
+    tracing::info!("finalizer removed; the ImageBuild goes");
+    Ok(())
+}
+
+/// Removes the finalizer from `build` as read (its other finalizers stay).
+pub(super) async fn remove_finalizer_with(
+    client: &Client,
+    build: &ImageBuild,
+) -> Result<(), Error> {
+    let finalizers: Vec<String> = build
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(client, build, &finalizers, "remove_finalizer").await
+}
+
+async fn patch_finalizers(
+    client: &Client,
+    build: &ImageBuild,
+    finalizers: &[String],
+    step: &'static str,
+) -> Result<(), Error> {
+    let api: Api<ImageBuild> =
+        Api::namespaced(client.clone(), &build.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": build.resource_version(),
+        }
+    });
+    match api
+        .patch(
+            &build.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Removing from an ImageBuild that is already gone is done.
+        Err(kube::Error::Api(e)) if e.code == 404 && step == "remove_finalizer" => Ok(()),
+        Err(source) => Err(Error::Kube {
+            step,
+            build: qualified(build),
+            source,
+        }),
+    }
 }
 
 fn requeue(after: Duration) -> Requeue {
@@ -240,6 +423,29 @@ fn ready(status: Option<&ImageBuildStatus>) -> Option<(String, String)> {
         .iter()
         .find(|c| c.type_ == READY)
         .map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+/// A poll of a finished build could not ask the remote. The final status does not change, so a
+/// Warning Event is the only place the user sees it (e.g. rotated credentials).
+async fn poll_failed(
+    ctx: &Context,
+    build: &ImageBuild,
+    kind: stratum_builder::source::SourceErrorKind,
+    message: &str,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: crate::reconcile::source::failure_reason(kind).to_owned(),
+        note: Some(format!(
+            "pollInterval: {}",
+            message.chars().take(980).collect::<String>()
+        )),
+        action: "Poll".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
+        tracing::warn!("cannot publish Event: {e}");
+    }
 }
 
 /// On a change of phase or reason: an Event (reason = the condition's reason) and, for a final

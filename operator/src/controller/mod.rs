@@ -7,7 +7,11 @@
 
 pub mod apply;
 pub mod observe;
+pub mod slots;
+pub mod uninstall;
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::Controller;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::Action as Requeue;
@@ -25,12 +30,14 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::watcher::{self, watcher};
 use kube::{Api, Client, ResourceExt};
-use stratum_crds::{ImageBuild, Phase};
+use stratum_crds::{ImageBuild, ImageBuildStatus, Phase};
 
 use crate::metrics::Metrics;
 use crate::names::BUILD_LABEL;
 use crate::pod::{PodConfig, PodError};
 use crate::result::ImageVerifier;
+use crate::source::SourceResolver;
+use slots::Slots;
 
 pub use apply::reconcile;
 
@@ -48,11 +55,16 @@ pub struct Context {
     /// Builds that may hold a slot at once.
     pub concurrency: usize,
     pub verifier: Arc<dyn ImageVerifier>,
+    pub resolver: Arc<dyn SourceResolver>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// The ImageBuild caches of every controller (one per watched namespace); the concurrency
     /// slot is counted over all of them.
     pub stores: Vec<Store<ImageBuild>>,
+    /// Which builds hold a concurrency slot, as this process decided it (see [`Slots`]).
+    pub slots: Slots,
+    /// When the source of each build was last resolved (the `pollInterval` clock).
+    source_checks: Mutex<HashMap<ObjectRef<ImageBuild>, Timestamp>>,
     /// Consecutive reconcile failures per build, for `error_policy`'s backoff.
     failures: Mutex<HashMap<ObjectRef<ImageBuild>, u32>>,
 }
@@ -72,6 +84,7 @@ impl Context {
         pod_config: PodConfig,
         concurrency: usize,
         verifier: Arc<dyn ImageVerifier>,
+        resolver: Arc<dyn SourceResolver>,
         metrics: Arc<Metrics>,
         stores: Vec<Store<ImageBuild>>,
     ) -> Self {
@@ -85,23 +98,34 @@ impl Context {
             pod_config,
             concurrency,
             verifier,
+            resolver,
             metrics,
             stores,
+            slots: Slots::default(),
+            source_checks: Mutex::default(),
             failures: Mutex::default(),
         }
     }
 
-    /// Builds other than `except` that hold a slot: a phase between pod creation and a final
-    /// phase. Counted from the informer caches, which lag by a watch event, so two reconciles
-    /// racing for the last slot can both take it; the overshoot is bounded by the controller's
-    /// reconcile concurrency.
+    /// Builds other than `except` that hold a slot (see [`Slots::count`]).
     pub fn running(&self, except: Option<&ObjectRef<ImageBuild>>) -> usize {
-        self.stores
-            .iter()
-            .flat_map(|s| s.state())
-            .filter(|b| except != Some(&ObjectRef::from_obj(b.as_ref())))
-            .filter(|b| holds_slot(b))
-            .count()
+        self.slots.count(&self.stores, except)
+    }
+
+    /// When this process last resolved `build`'s source.
+    pub fn last_source_check(&self, build: &ObjectRef<ImageBuild>) -> Option<Timestamp> {
+        lock(&self.source_checks).get(build).copied()
+    }
+
+    fn source_checked(&self, build: &ObjectRef<ImageBuild>, at: Timestamp) {
+        lock(&self.source_checks).insert(build.clone(), at);
+    }
+
+    /// Drops everything kept about a build whose finalizer was removed (it is about to go).
+    fn forget(&self, build: &ObjectRef<ImageBuild>) {
+        self.slots.forget(build);
+        lock(&self.source_checks).remove(build);
+        self.lock_failures().remove(build);
     }
 
     fn succeeded(&self, build: &ObjectRef<ImageBuild>) {
@@ -114,11 +138,21 @@ impl Context {
     }
 }
 
+/// A lock whose data stays usable after a panic elsewhere (these maps hold only bookkeeping).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Whether `build` holds a concurrency slot.
 pub fn holds_slot(build: &ImageBuild) -> bool {
-    let status = build.status.as_ref();
+    status_holds_slot(build.metadata.generation, build.status.as_ref())
+}
+
+/// Whether a build of `generation` with `status` holds a concurrency slot: the status describes
+/// that generation, names a pod, and is between pod creation and a final phase.
+pub fn status_holds_slot(generation: Option<i64>, status: Option<&ImageBuildStatus>) -> bool {
     let phase = status.and_then(|s| s.phase);
-    let current = status.and_then(|s| s.observed_generation) == build.metadata.generation;
+    let current = status.and_then(|s| s.observed_generation) == generation;
     current
         && status.is_some_and(|s| s.pod_name.is_some())
         && matches!(
@@ -210,6 +244,7 @@ pub async fn run(
     client: Client,
     settings: Settings,
     verifier: Arc<dyn ImageVerifier>,
+    resolver: Arc<dyn SourceResolver>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -274,6 +309,7 @@ pub async fn run(
         pod_config,
         concurrency,
         verifier,
+        resolver,
         metrics,
         stores,
     ));

@@ -2,16 +2,20 @@
 //! informer cache: a cache that lags a create makes a just-created pod look deleted, and the
 //! operator would record `ResultLost` (docs/arch/operator.md).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use stratum_crds::contract::DOCKER_CONFIG_KEY;
-use stratum_crds::{ImageBuild, ResolvedSource, SourceKind};
+use stratum_crds::{ImageBuild, SourceKind};
 
 use super::Error;
 use crate::names::BUILD_LABEL;
-use crate::reconcile::{Observed, PodView};
+use crate::reconcile::{Observed, PodView, SourceCheck};
 
 /// The Secret type a push Secret must have (what `kubectl create secret docker-registry` makes).
 pub const DOCKER_CONFIG_TYPE: &str = "kubernetes.io/dockerconfigjson";
@@ -65,15 +69,10 @@ pub async fn secret_problems(
             }
         }
     }
-    let source_secret = match spec.source.kind() {
-        Some(SourceKind::Git(git)) => git.secret_ref.as_ref(),
-        Some(SourceKind::Url(url)) => url.secret_ref.as_ref(),
-        _ => None,
-    };
-    if let Some(source) = source_secret
-        && get_secret(secrets, build, &source.name).await?.is_none()
+    if let Some(source) = source_secret_name(build)
+        && get_secret(secrets, build, source).await?.is_none()
     {
-        problems.push(format!("source Secret {} does not exist", source.name));
+        problems.push(format!("source Secret {source} does not exist"));
     }
     Ok(problems)
 }
@@ -110,24 +109,40 @@ async fn get_secret(
     })
 }
 
-/// The source at an exact revision. Git revisions are resolved to a commit by nobody yet, so a
-/// git build waits in `SourceUnresolved` unless its status already names the commit (see
-/// docs/arch/operator.md, "Not done"). URL and inline sources need no resolution.
-pub fn resolved(build: &ImageBuild) -> Option<ResolvedSource> {
-    let recorded = build.status.as_ref().and_then(|s| s.source.clone());
-    match build.spec.source.kind() {
-        Some(SourceKind::Git(_)) => recorded.filter(|r| r.git.is_some()),
-        _ => Some(recorded.unwrap_or_default()),
-    }
+/// The data of the source Secret (`secretRef`), for resolving the source; `None` when the spec
+/// names none. Never logged: it goes only to the resolver.
+pub async fn source_secret(
+    secrets: &Api<Secret>,
+    build: &ImageBuild,
+) -> Result<Option<BTreeMap<String, ByteString>>, Error> {
+    let Some(name) = source_secret_name(build) else {
+        return Ok(None);
+    };
+    // secret_problems() checked that it exists; one deleted since resolves without credentials
+    // and fails with the remote's answer.
+    let secret = get_secret(secrets, build, name).await?;
+    Ok(Some(secret.and_then(|s| s.data).unwrap_or_default()))
 }
 
-/// Assembles the inputs of one decision.
+fn source_secret_name(build: &ImageBuild) -> Option<&str> {
+    match build.spec.source.kind() {
+        Some(SourceKind::Git(git)) => git.secret_ref.as_ref(),
+        Some(SourceKind::Url(url)) => url.secret_ref.as_ref(),
+        _ => None,
+    }
+    .map(|s| s.name.as_str())
+}
+
+/// Assembles the inputs of one decision; the source is not asked yet
+/// ([`SourceCheck::NotChecked`]).
 pub fn observed<'a>(
     build: &'a ImageBuild,
     pods: Vec<PodView>,
     missing_secrets: Vec<String>,
     slot_free: bool,
     now: Timestamp,
+    last_source_check: Option<Timestamp>,
+    default_timeout: Duration,
 ) -> Observed<'a> {
     Observed {
         build,
@@ -135,7 +150,9 @@ pub fn observed<'a>(
         now,
         slot_free,
         missing_secrets,
-        resolved: resolved(build),
+        source: SourceCheck::NotChecked,
+        last_source_check,
+        default_timeout,
     }
 }
 

@@ -24,40 +24,49 @@ use stratum_crds::{
 use super::{Context, MANAGER, error_backoff, reconcile};
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::reconcile::SourceCheck;
 use crate::result::{ImageVerifier, RegistryVerifier, VerifiedImage, VerifyError, VerifyRequest};
+use crate::source::{ResolveRequest, SourceResolver};
 
-const PODS: &str = "/api/v1/namespaces/ns/pods";
-const STATUS: &str = "/apis/stratum.dev/v1alpha1/namespaces/ns/imagebuilds/app/status";
-const SECRETS: &str = "/api/v1/namespaces/ns/secrets/";
-const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
+pub(super) const PODS: &str = "/api/v1/namespaces/ns/pods";
+pub(super) const STATUS: &str = "/apis/stratum.dev/v1alpha1/namespaces/ns/imagebuilds/app/status";
+pub(super) const BUILD: &str = "/apis/stratum.dev/v1alpha1/namespaces/ns/imagebuilds/app";
+const BUILDS: &str = "/apis/stratum.dev/v1alpha1/namespaces/ns/imagebuilds/";
+pub(super) const SECRETS: &str = "/api/v1/namespaces/ns/secrets/";
+pub(super) const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/ns/events";
 
 /// One request the fake saw.
 #[derive(Debug, Clone)]
-struct Call {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: Value,
+pub(super) struct Call {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub content_type: String,
+    pub body: Value,
 }
 
 impl Call {
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
 }
 
 /// The fake apiserver's state: stored pods, and every call.
 #[derive(Default)]
-struct Fake {
-    pods: Vec<Pod>,
+pub(super) struct Fake {
+    pub pods: Vec<Pod>,
     /// Pods that exist but a list does not show (a create the list has not caught up with).
-    hidden: Vec<String>,
-    secrets: Vec<Secret>,
-    calls: Vec<Call>,
+    pub hidden: Vec<String>,
+    pub secrets: Vec<Secret>,
+    pub calls: Vec<Call>,
+    /// The stored ImageBuild, when a test needs GETs of it and resourceVersion checks on its
+    /// patches (otherwise patches are accepted as sent).
+    pub build: Option<Value>,
+    /// What a list of ImageBuilds in all namespaces returns.
+    pub builds: Vec<Value>,
 }
 
-fn respond(code: u16, body: &Value) -> http::Response<Body> {
+pub(super) fn respond(code: u16, body: &Value) -> http::Response<Body> {
     http::Response::builder()
         .status(code)
         .header("content-type", "application/json")
@@ -65,7 +74,7 @@ fn respond(code: u16, body: &Value) -> http::Response<Body> {
         .unwrap()
 }
 
-fn status_error(code: u16, reason: &str) -> Value {
+pub(super) fn status_error(code: u16, reason: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": reason, "reason": reason, "code": code})
 }
@@ -97,10 +106,40 @@ impl Fake {
                 self.pods.push(pod.clone());
                 respond(201, &serde_json::to_value(&pod).unwrap())
             }
-            ("PATCH", STATUS) => {
+            ("PATCH", path) if path.starts_with(BUILDS) && path.ends_with("/status") => {
                 let mut build = serde_json::to_value(mk_build(None)).unwrap();
                 build["status"] = call.body["status"].clone();
                 respond(200, &build)
+            }
+            ("PATCH", path) if path.starts_with(BUILDS) => {
+                if let Some(stored) = &self.build
+                    && call.body["metadata"]["resourceVersion"]
+                        != stored["metadata"]["resourceVersion"]
+                {
+                    return respond(409, &status_error(409, "Conflict"));
+                }
+                let mut build = serde_json::to_value(mk_build(None)).unwrap();
+                build["metadata"]["finalizers"] = call.body["metadata"]["finalizers"].clone();
+                respond(200, &build)
+            }
+            ("GET", "/apis/stratum.dev/v1alpha1/imagebuilds") => respond(
+                200,
+                &json!({"kind": "ImageBuildList", "apiVersion": "stratum.dev/v1alpha1",
+                        "metadata": {}, "items": self.builds}),
+            ),
+            ("GET", path) if path.starts_with(BUILDS) => match &self.build {
+                Some(stored) => respond(200, stored),
+                None => respond(404, &status_error(404, "NotFound")),
+            },
+            ("DELETE", path) if path.starts_with(PODS) => {
+                let name = &path[PODS.len() + 1..];
+                let before = self.pods.len();
+                self.pods
+                    .retain(|p| p.metadata.name.as_deref() != Some(name));
+                if self.pods.len() == before {
+                    return respond(404, &status_error(404, "NotFound"));
+                }
+                respond(200, &status_error(200, "Success"))
             }
             ("POST", EVENTS) => respond(201, &call.body),
             ("GET", path) if path.starts_with(SECRETS) => {
@@ -119,7 +158,7 @@ impl Fake {
     }
 }
 
-fn fake_client() -> (Client, Arc<Mutex<Fake>>) {
+pub(super) fn fake_client() -> (Client, Arc<Mutex<Fake>>) {
     let fake = Arc::new(Mutex::new(Fake::default()));
     let state = fake.clone();
     let service = tower::service_fn(move |request: http::Request<Body>| {
@@ -144,7 +183,7 @@ fn fake_client() -> (Client, Arc<Mutex<Fake>>) {
     (Client::new(service, "default"), fake)
 }
 
-fn mk_build(status: Option<ImageBuildStatus>) -> ImageBuild {
+pub(super) fn mk_build(status: Option<ImageBuildStatus>) -> ImageBuild {
     let spec = ImageBuildSpec {
         source: Source {
             inline: Some(InlineSource {
@@ -164,6 +203,7 @@ fn mk_build(status: Option<ImageBuildStatus>) -> ImageBuild {
         namespace: Some("ns".into()),
         uid: Some("uid-1".into()),
         generation: Some(1),
+        resource_version: Some("7".into()),
         ..ObjectMeta::default()
     };
     build.status = status;
@@ -175,15 +215,75 @@ fn context(client: Client) -> Arc<Context> {
 }
 
 fn context_with(client: Client, verifier: Arc<dyn ImageVerifier>) -> Arc<Context> {
+    context_full(client, verifier, Arc::new(Resolver::default()), 10)
+}
+
+pub(super) fn context_full(
+    client: Client,
+    verifier: Arc<dyn ImageVerifier>,
+    resolver: Arc<dyn SourceResolver>,
+    concurrency: usize,
+) -> Arc<Context> {
     let config = Config::try_parse_from_defaults();
     Arc::new(Context::new(
         client,
         config.pod_config(),
-        10,
+        concurrency,
         verifier,
+        resolver,
         Arc::new(Metrics::new()),
         Vec::new(),
     ))
+}
+
+/// A source resolver double: answers per URL from a table and keeps what it was asked.
+#[derive(Default)]
+pub(super) struct Resolver {
+    pub answers: Mutex<Vec<(String, SourceCheck)>>,
+    /// (url, the Secret's keys) per call.
+    pub asked: Mutex<Vec<(String, Vec<String>)>>,
+}
+
+impl Resolver {
+    pub fn answering(url: &str, check: SourceCheck) -> Arc<Self> {
+        let r = Self::default();
+        r.answers.lock().unwrap().push((url.to_owned(), check));
+        Arc::new(r)
+    }
+
+    pub fn set(&self, url: &str, check: SourceCheck) {
+        let mut answers = self.answers.lock().unwrap();
+        answers.retain(|(u, _)| u != url);
+        answers.push((url.to_owned(), check));
+    }
+
+    pub fn calls(&self) -> usize {
+        self.asked.lock().unwrap().len()
+    }
+}
+
+impl SourceResolver for Resolver {
+    fn resolve<'a>(&'a self, request: ResolveRequest<'a>) -> BoxFuture<'a, SourceCheck> {
+        let url = match request.source {
+            stratum_crds::SourceKind::Git(g) => g.url.clone(),
+            stratum_crds::SourceKind::Url(u) => u.url.clone(),
+            stratum_crds::SourceKind::Inline(_) => panic!("inline sources are never resolved"),
+        };
+        let keys = request
+            .secret
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        self.asked.lock().unwrap().push((url.clone(), keys));
+        let answer = self
+            .answers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(u, _)| *u == url)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| panic!("no answer for {url}"));
+        Box::pin(async move { answer })
+    }
 }
 
 impl Config {
@@ -193,7 +293,7 @@ impl Config {
 }
 
 /// The status the last status patch wrote.
-fn written_status(calls: &[Call]) -> ImageBuildStatus {
+pub(super) fn written_status(calls: &[Call]) -> ImageBuildStatus {
     let patch = calls
         .iter()
         .rev()
@@ -202,7 +302,7 @@ fn written_status(calls: &[Call]) -> ImageBuildStatus {
     serde_json::from_value(patch.body["status"].clone()).unwrap()
 }
 
-fn take_calls(fake: &Arc<Mutex<Fake>>) -> Vec<Call> {
+pub(super) fn take_calls(fake: &Arc<Mutex<Fake>>) -> Vec<Call> {
     std::mem::take(&mut fake.lock().unwrap().calls)
 }
 
@@ -225,6 +325,7 @@ async fn a_fresh_build_lists_creates_its_pod_and_applies_pending() {
         lines,
         [
             format!("GET {PODS}"),
+            format!("PATCH {BUILD}"),
             format!("POST {PODS}"),
             format!("PATCH {STATUS}"),
             format!("POST {EVENTS}"),
@@ -238,7 +339,16 @@ async fn a_fresh_build_lists_creates_its_pod_and_applies_pending() {
         "{}",
         calls[0].query
     );
+    // The finalizer comes before the pod (threats F8), as a merge patch guarded by the
+    // resourceVersion that was read.
+    assert_eq!(calls[1].content_type, "application/merge-patch+json");
+    assert_eq!(
+        calls[1].body["metadata"]["finalizers"],
+        json!([crate::reconcile::FINALIZER])
+    );
+    assert_eq!(calls[1].body["metadata"]["resourceVersion"], "7");
     // The pod is attempt 1 of generation 1, controlled by the build.
+    let calls = [&calls[..1], &calls[2..]].concat();
     assert_eq!(calls[1].body["metadata"]["name"], "app-1-1");
     assert_eq!(
         calls[1].body["metadata"]["ownerReferences"][0]["uid"],
@@ -480,6 +590,7 @@ fn finished_build(
     let mut pod = crate::pod::builder_pod(
         &build,
         &stratum_crds::ResolvedSource::default(),
+        0,
         1,
         &Config::try_parse_from_defaults().pod_config(),
     )

@@ -8,13 +8,13 @@
 use std::time::Duration;
 
 use stratum_crds::contract::Outcome;
-use stratum_crds::types::spec::DEFAULT_TIMEOUT;
 use stratum_crds::{
-    BuildResult, Failure, GoDuration, ImageBuildStatus, parse_termination_message, reason,
+    BuildResult, Failure, ImageBuildStatus, ResolvedSource, parse_termination_message, reason,
 };
 
-use super::observed::{ContainerView, Observed, PodPhase, PodView, after, until};
-use crate::names::pod_name;
+use super::observed::{ContainerView, Observed, PodPhase, PodView, SourceCheck, after, until};
+use super::source::{deleting, final_or_poll, recorded_source, resolve_failed};
+use crate::names::rebuild_pod_name;
 
 /// How long a pod may exist beyond `spec.timeout` before the operator gives up on it itself. The
 /// kubelet enforces `activeDeadlineSeconds` only from the pod's start, so an unschedulable pod,
@@ -28,15 +28,28 @@ pub const BASE_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest delay between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// A reason this crate adds (see the report to the crds owner): the build of an older generation
-/// stopped because the spec changed. It only appears in `status.history`.
-pub const SUPERSEDED: &str = "Superseded";
-
 /// What to do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Create the builder pod for `attempt` of the current generation.
-    CreatePod { attempt: i32 },
+    /// Create the builder pod for `attempt` of `rebuild` of the current generation, building
+    /// `source` (the exact revision; recorded in `status.source`). The controller adds the
+    /// finalizer first, so no pod exists without it.
+    CreatePod {
+        rebuild: i32,
+        attempt: i32,
+        source: ResolvedSource,
+    },
+    /// Ask the source's remote for its current revision, then decide again with the answer
+    /// ([`Observed::source`]). Never returned when the source was asked in this reconcile.
+    Resolve,
+    /// `pollInterval`: the source moved since the finished build; start `rebuild` (attempt 1)
+    /// on `source`. The finished build stays in `status.history`.
+    Rebuild {
+        rebuild: i32,
+        source: ResolvedSource,
+    },
+    /// The ImageBuild is being deleted and its pods are gone: remove the finalizer.
+    RemoveFinalizer,
     /// Nothing to change now; reconcile again after `requeue_after` (or on the next event).
     Wait {
         why: Waiting,
@@ -92,8 +105,8 @@ pub enum Waiting {
     Backoff { attempt: i32 },
     /// Secrets the spec names are missing or of the wrong type.
     SecretsMissing { problems: Vec<String> },
-    /// The git revision is not resolved to a commit yet.
-    SourceUnresolved,
+    /// `pollInterval`: the next time the source's remote is asked for its revision.
+    PollSource,
     /// Finished pods are deleted when their TTL ends.
     Ttl { pod: String },
 }
@@ -105,6 +118,8 @@ pub enum DeleteWhy {
     Superseded,
     /// `spec.ttlSecondsAfterFinished` passed.
     Ttl,
+    /// The ImageBuild is being deleted (the finalizer stops and removes its pods).
+    BuildDeleted,
 }
 
 /// The delay before the attempt after `failed_attempt`: 10s, 20s, 40s, … capped at 5 minutes.
@@ -118,12 +133,20 @@ pub fn retry_backoff(failed_attempt: i32) -> Duration {
 /// The next action for one ImageBuild.
 pub fn decide(o: &Observed<'_>) -> Action {
     let build = o.build;
+    if build.metadata.deletion_timestamp.is_some() {
+        return deleting(o);
+    }
     let generation = build.metadata.generation.unwrap_or(1);
     let status = build.status.clone().unwrap_or_default();
     let same_generation = status.observed_generation == Some(generation);
-    let attempt = current_attempt(&status, same_generation, generation, &o.pods);
+    let rebuild = if same_generation {
+        status.rebuild.unwrap_or(0).max(0)
+    } else {
+        0
+    };
+    let attempt = current_attempt(&status, same_generation, generation, rebuild, &o.pods);
     let name = build.metadata.name.as_deref().unwrap_or_default();
-    let current_pod = pod_name(name, generation, attempt);
+    let current_pod = rebuild_pod_name(name, generation, rebuild, attempt);
 
     // One active pod per build: anything running that is not the current attempt of the current
     // generation goes first (threats F6 #7218, F9).
@@ -138,9 +161,10 @@ pub fn decide(o: &Observed<'_>) -> Action {
         };
     }
 
-    // A final phase of this generation never changes; only cleanup is left.
+    // A final phase of this generation never changes; only cleanup, and with `pollInterval` a
+    // rebuild when the source moved, are left.
     if same_generation && status.phase.is_some_and(|p| p.is_terminal()) {
-        return cleanup(o, &status, &current_pod);
+        return final_or_poll(o, &status, cleanup(o, &status, &current_pod));
     }
 
     let pod = o.pods.iter().find(|p| p.name == current_pod);
@@ -165,7 +189,7 @@ pub fn decide(o: &Observed<'_>) -> Action {
             );
             retry_or_fail(o, attempt, failure, None, None)
         }
-        None => start(o, &status, generation, attempt),
+        None => start(o, &status, generation, rebuild, attempt),
     }
 }
 
@@ -175,31 +199,33 @@ fn current_attempt(
     status: &ImageBuildStatus,
     same: bool,
     generation: i64,
+    rebuild: i32,
     pods: &[PodView],
 ) -> i32 {
     let from_status = if same { status.attempt.unwrap_or(1) } else { 1 };
     let from_pods = pods
         .iter()
-        .filter(|p| p.generation == generation)
+        .filter(|p| p.generation == generation && p.rebuild == rebuild)
         .map(|p| p.attempt)
         .max();
     from_status.max(from_pods.unwrap_or(1)).max(1)
 }
 
-fn is_active(pod: &PodView) -> bool {
+pub(super) fn is_active(pod: &PodView) -> bool {
     !pod.deleting && !pod.is_finished()
 }
 
 fn timeout(o: &Observed<'_>) -> Duration {
     // validate() already refused an unparsable timeout; the default keeps this total.
-    o.build.spec.timeout.parse().unwrap_or_else(|_| {
-        GoDuration::new(DEFAULT_TIMEOUT)
-            .parse()
-            .unwrap_or(Duration::from_secs(1800))
-    })
+    o.build
+        .spec
+        .timeout
+        .as_ref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(o.default_timeout)
 }
 
-fn failure(reason: &str, message: String) -> Failure {
+pub(super) fn failure(reason: &str, message: String) -> Failure {
     Failure {
         reason: reason.to_owned(),
         message,
@@ -207,15 +233,26 @@ fn failure(reason: &str, message: String) -> Failure {
     }
 }
 
-/// No pod for the current attempt yet: start one when nothing holds it back.
-fn start(o: &Observed<'_>, status: &ImageBuildStatus, generation: i64, attempt: i32) -> Action {
+/// No pod for the current attempt yet: start one when nothing holds it back. The source is
+/// resolved last, so a queued build or one waiting for a Secret does not ask the remote.
+fn start(
+    o: &Observed<'_>,
+    status: &ImageBuildStatus,
+    generation: i64,
+    rebuild: i32,
+    attempt: i32,
+) -> Action {
     if attempt > 1 {
         // The previous attempt's failure time is in the history, so the delay holds across
         // reconciles and operator restarts.
         let failed_at = status
             .history
             .iter()
-            .find(|r| r.generation == generation && r.attempt == attempt - 1)
+            .find(|r| {
+                r.generation == generation
+                    && r.rebuild.unwrap_or(0) == rebuild
+                    && r.attempt == attempt - 1
+            })
             .and_then(|r| r.completion_time.as_ref())
             .map(|t| t.0);
         if let Some(failed_at) = failed_at {
@@ -238,16 +275,24 @@ fn start(o: &Observed<'_>, status: &ImageBuildStatus, generation: i64, attempt: 
             requeue_after: Some(Duration::from_secs(30)),
         };
     }
-    if o.resolved.is_none() {
-        return Action::Wait {
-            why: Waiting::SourceUnresolved,
-            requeue_after: Some(Duration::from_secs(10)),
-        };
-    }
     if !o.slot_free {
         return Action::MarkQueued;
     }
-    Action::CreatePod { attempt }
+    // Every attempt of one build uses the revision recorded for it; only a build without one
+    // asks the remote (threats §2.6: the pod builds exactly what status reports).
+    let source = match (recorded_source(o.build), &o.source) {
+        (Some(recorded), _) => recorded,
+        (None, SourceCheck::NotChecked) => return Action::Resolve,
+        (None, SourceCheck::Resolved(source)) => source.clone(),
+        (None, SourceCheck::Failed { kind, message }) => {
+            return resolve_failed(o, attempt, *kind, message);
+        }
+    };
+    Action::CreatePod {
+        rebuild,
+        attempt,
+        source,
+    }
 }
 
 /// The build of this generation is final: delete finished pods whose TTL passed.
@@ -369,12 +414,16 @@ fn pod_detail(pod: &PodView) -> String {
 }
 
 fn timed_out(o: &Observed<'_>, attempt: i32, stop: Option<String>) -> Action {
+    let limit = match &o.build.spec.timeout {
+        Some(timeout) => format!("spec.timeout ({timeout})"),
+        None => format!(
+            "the operator's default timeout ({}s)",
+            o.default_timeout.as_secs()
+        ),
+    };
     let f = failure(
         reason::TIMEOUT,
-        format!(
-            "the build ran longer than spec.timeout ({})",
-            o.build.spec.timeout
-        ),
+        format!("the build ran longer than {limit}"),
     );
     Action::Fail {
         attempt,
@@ -511,7 +560,7 @@ fn judge_result(
 }
 
 /// Retry an infrastructure failure while `spec.retries` allows, else fail with it.
-fn retry_or_fail(
+pub(super) fn retry_or_fail(
     o: &Observed<'_>,
     attempt: i32,
     mut failure: Failure,

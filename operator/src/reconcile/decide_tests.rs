@@ -8,20 +8,22 @@ use kube::api::ObjectMeta;
 use stratum_crds::contract::{BuildFailure, FailureReason, PushedImage};
 use stratum_crds::{
     BuildRecord, BuildResult, ImageBuild, ImageBuildSpec, ImageBuildStatus, InlineSource, Output,
-    Phase, ResolvedSource, Source, reason,
+    Phase, Source, reason,
 };
 
 use super::decide::{Action, DeleteWhy, Waiting, decide, retry_backoff};
-use super::observed::{ContainerView, Observed, PodPhase, PodView, Terminated};
+use super::observed::{ContainerView, Observed, PodPhase, PodView, SourceCheck, Terminated};
 use crate::names::pod_name;
 
-const NOW: i64 = 1_700_000_000;
+pub(super) const NOW: i64 = 1_700_000_000;
+/// The operator's `--default-timeout` in these cases.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-fn ts(secs: i64) -> Timestamp {
+pub(super) fn ts(secs: i64) -> Timestamp {
     Timestamp::from_second(secs).unwrap()
 }
 
-fn mk_build(generation: i64, status: Option<ImageBuildStatus>) -> ImageBuild {
+pub(super) fn mk_build(generation: i64, status: Option<ImageBuildStatus>) -> ImageBuild {
     let spec = ImageBuildSpec {
         source: Source {
             inline: Some(InlineSource {
@@ -47,7 +49,7 @@ fn mk_build(generation: i64, status: Option<ImageBuildStatus>) -> ImageBuild {
     build
 }
 
-fn mk_status(generation: i64, phase: Phase, attempt: i32) -> ImageBuildStatus {
+pub(super) fn mk_status(generation: i64, phase: Phase, attempt: i32) -> ImageBuildStatus {
     ImageBuildStatus {
         phase: Some(phase),
         observed_generation: Some(generation),
@@ -58,10 +60,16 @@ fn mk_status(generation: i64, phase: Phase, attempt: i32) -> ImageBuildStatus {
     }
 }
 
-fn mk_pod(generation: i64, attempt: i32, phase: PodPhase, container: ContainerView) -> PodView {
+pub(super) fn mk_pod(
+    generation: i64,
+    attempt: i32,
+    phase: PodPhase,
+    container: ContainerView,
+) -> PodView {
     PodView {
         name: pod_name("app", generation, attempt),
         generation,
+        rebuild: 0,
         attempt,
         phase,
         reason: None,
@@ -103,7 +111,7 @@ fn failed(reason: FailureReason) -> BuildResult {
 
 /// The pod states of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PodState {
+pub(super) enum PodState {
     None,
     Pending,
     Running,
@@ -124,7 +132,7 @@ enum PodState {
     AdmissionFailed,
 }
 
-const POD_STATES: [PodState; 18] = [
+pub(super) const POD_STATES: [PodState; 18] = [
     PodState::None,
     PodState::Pending,
     PodState::Running,
@@ -145,7 +153,7 @@ const POD_STATES: [PodState; 18] = [
     PodState::AdmissionFailed,
 ];
 
-fn pod_in(state: PodState, generation: i64, attempt: i32) -> Option<PodView> {
+pub(super) fn pod_in(state: PodState, generation: i64, attempt: i32) -> Option<PodView> {
     use ContainerView as C;
     use PodPhase as P;
     let message = |r: BuildResult| r.encode();
@@ -205,9 +213,22 @@ fn pod_in(state: PodState, generation: i64, attempt: i32) -> Option<PodView> {
 }
 
 /// A one-line summary of an action, for the table.
-fn summary(action: &Action) -> String {
+pub(super) fn summary(action: &Action) -> String {
     match action {
-        Action::CreatePod { attempt } => format!("CreatePod {attempt}"),
+        Action::CreatePod {
+            rebuild: 0,
+            attempt,
+            ..
+        } => format!("CreatePod {attempt}"),
+        Action::CreatePod {
+            rebuild, attempt, ..
+        } => format!("CreatePod r{rebuild} {attempt}"),
+        Action::Resolve => "Resolve".into(),
+        Action::Rebuild { rebuild, source } => format!(
+            "Rebuild r{rebuild} {}",
+            source.revision().unwrap_or_default()
+        ),
+        Action::RemoveFinalizer => "RemoveFinalizer".into(),
         Action::Wait { why, .. } => format!(
             "Wait {}",
             match why {
@@ -217,7 +238,7 @@ fn summary(action: &Action) -> String {
                 Waiting::NodeUnreachable { .. } => "NodeUnreachable",
                 Waiting::Backoff { .. } => "Backoff",
                 Waiting::SecretsMissing { .. } => "SecretsMissing",
-                Waiting::SourceUnresolved => "SourceUnresolved",
+                Waiting::PollSource => "PollSource",
                 Waiting::Ttl { .. } => "Ttl",
             }
         ),
@@ -252,41 +273,45 @@ fn stop_of(pod: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-struct Case {
-    build: ImageBuild,
-    pods: Vec<PodView>,
-    now: Timestamp,
-    slot_free: bool,
-    missing_secrets: Vec<String>,
-    resolved: Option<ResolvedSource>,
+pub(super) struct Case {
+    pub build: ImageBuild,
+    pub pods: Vec<PodView>,
+    pub now: Timestamp,
+    pub slot_free: bool,
+    pub missing_secrets: Vec<String>,
+    pub source: SourceCheck,
+    pub last_source_check: Option<Timestamp>,
 }
 
 impl Case {
-    fn new(build: ImageBuild, pods: Vec<PodView>) -> Self {
+    pub(super) fn new(build: ImageBuild, pods: Vec<PodView>) -> Self {
         Self {
             build,
             pods,
             now: ts(NOW),
             slot_free: true,
             missing_secrets: Vec::new(),
-            resolved: Some(ResolvedSource::default()),
+            source: SourceCheck::NotChecked,
+            last_source_check: None,
         }
     }
 
-    fn decide(&self) -> Action {
+    pub(super) fn decide(&self) -> Action {
         decide(&Observed {
             build: &self.build,
             pods: self.pods.clone(),
             now: self.now,
             slot_free: self.slot_free,
             missing_secrets: self.missing_secrets.clone(),
-            resolved: self.resolved.clone(),
+            source: self.source.clone(),
+            last_source_check: self.last_source_check,
+            default_timeout: DEFAULT_TIMEOUT,
         })
     }
 }
 
 /// Build generation 1, attempt `attempt`, status `phase`, pod in `state`, with `retries`.
-fn case(phase: Option<Phase>, state: PodState, attempt: i32, retries: i32) -> Case {
+pub(super) fn case(phase: Option<Phase>, state: PodState, attempt: i32, retries: i32) -> Case {
     let status = phase.map(|p| mk_status(1, p, attempt));
     let mut build = mk_build(1, status);
     build.spec.retries = retries;
@@ -394,8 +419,6 @@ fn start_waits_for_secrets_source_and_slot() {
     let mut c = case(None, PodState::None, 1, 2);
     c.slot_free = false;
     assert_eq!(summary(&c.decide()), "MarkQueued");
-    c.resolved = None;
-    assert_eq!(summary(&c.decide()), "Wait SourceUnresolved");
     c.missing_secrets = vec!["secret push-creds not found".into()];
     assert_eq!(summary(&c.decide()), "Wait SecretsMissing");
     // A running pod needs no slot.
@@ -410,6 +433,7 @@ fn retry_waits_out_its_backoff_from_the_history() {
     let mut status = mk_status(1, Phase::Pending, 2);
     status.history.push(BuildRecord {
         generation: 1,
+        rebuild: None,
         attempt: 1,
         source_revision: None,
         digest: None,
@@ -616,7 +640,7 @@ fn check(
                 "a retryable failure failed with budget left: {row}"
             );
         }
-        Action::CreatePod { attempt: a } => assert!(*a == attempt || *a == 1, "{row}"),
+        Action::CreatePod { attempt: a, .. } => assert!(*a == attempt || *a == 1, "{row}"),
         _ => {}
     }
     // Never Succeeded from a cut, corrupt or missing result.

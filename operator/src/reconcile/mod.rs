@@ -3,9 +3,13 @@
 
 pub mod decide;
 pub mod observed;
+pub mod source;
 
 #[cfg(test)]
 mod decide_tests;
+#[cfg(test)]
+mod source_tests;
 
 pub use decide::{Action, DeleteWhy, Waiting, decide, retry_backoff};
-pub use observed::{ContainerView, Observed, PodPhase, PodView, Terminated};
+pub use observed::{ContainerView, Observed, PodPhase, PodView, SourceCheck, Terminated};
+pub use source::{FINALIZER, FINALIZER_TIMEOUT};

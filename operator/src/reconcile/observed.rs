@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::jiff::Timestamp;
+use stratum_builder::source::SourceErrorKind;
 use stratum_crds::{ImageBuild, ResolvedSource};
 
-use crate::names::{ATTEMPT_LABEL, GENERATION_LABEL};
+use crate::names::{ATTEMPT_LABEL, GENERATION_LABEL, REBUILD_LABEL};
 
 /// The name of the builder container (the pod's only container).
 pub const BUILDER_CONTAINER: &str = "builder";
@@ -27,9 +28,31 @@ pub struct Observed<'a> {
     pub slot_free: bool,
     /// Secrets the spec names that do not exist (or have the wrong type), with what is wrong.
     pub missing_secrets: Vec<String>,
-    /// The source resolved to an exact revision; `None` while a git revision is unresolved.
-    /// URL and inline sources need no resolution and may pass `Some(default)`.
-    pub resolved: Option<ResolvedSource>,
+    /// What asking the source's remote for its current revision gave in this reconcile. The
+    /// controller asks only when a decision returned [`super::Action::Resolve`], then decides
+    /// again with the answer.
+    pub source: SourceCheck,
+    /// When this operator last asked the remote for this build's revision (in memory: after a
+    /// restart, `status.completionTime` anchors the next `pollInterval` check).
+    pub last_source_check: Option<Timestamp>,
+    /// `spec.timeout` when the spec leaves it unset (the operator's `--default-timeout`).
+    pub default_timeout: Duration,
+}
+
+/// The answer of the source's remote in this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceCheck {
+    /// Not asked in this reconcile.
+    NotChecked,
+    /// The revision the source names now: a git commit, or an object's ETag / Last-Modified
+    /// (and the spec's sha256 pin).
+    Resolved(ResolvedSource),
+    /// The remote refused or could not be reached. `message` names the URL (without userinfo)
+    /// and the revision, never credentials.
+    Failed {
+        kind: SourceErrorKind,
+        message: String,
+    },
 }
 
 /// A builder pod, as far as the decision cares.
@@ -37,6 +60,8 @@ pub struct Observed<'a> {
 pub struct PodView {
     pub name: String,
     pub generation: i64,
+    /// The `pollInterval` rebuild the pod builds (0: the build the spec started).
+    pub rebuild: i32,
     pub attempt: i32,
     pub phase: PodPhase,
     /// `status.reason`: `Evicted`, `DeadlineExceeded`, `NodeLost`, `Terminated`, …
@@ -111,6 +136,11 @@ impl PodView {
         let label = |key: &str| meta.labels.as_ref()?.get(key)?.parse().ok();
         let generation: i64 = label(GENERATION_LABEL)?;
         let attempt: i64 = label(ATTEMPT_LABEL)?;
+        // Absent on pods of rebuild 0 (and on pods made before rebuilds existed).
+        let rebuild: i32 = match meta.labels.as_ref().and_then(|l| l.get(REBUILD_LABEL)) {
+            None => 0,
+            Some(value) => value.parse().ok()?,
+        };
         let status = pod.status.clone().unwrap_or_default();
         let phase = match status.phase.as_deref() {
             Some("Running") => PodPhase::Running,
@@ -137,6 +167,7 @@ impl PodView {
         Some(Self {
             name: meta.name.clone()?,
             generation,
+            rebuild,
             attempt: i32::try_from(attempt).ok()?,
             phase,
             reason: status.reason,
