@@ -14,7 +14,11 @@ use stratum_e2e::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use stratum_e2e::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
 #[derive(Debug, Parser)]
-#[command(about = "Serve an in-memory Kubernetes API (see docs/testing.md)")]
+#[command(
+    name = "kube-emulator",
+    version,
+    about = "Serve an in-memory Kubernetes API (see docs/testing.md)"
+)]
 struct Args {
     /// Where to write the kubeconfig that points at the emulator.
     #[arg(long)]
