@@ -77,7 +77,8 @@ fn rules(role: &Value) -> BTreeSet<String> {
 /// What the operator's code calls, verb by verb (operator/src/controller, leader.rs).
 fn operator_rules() -> BTreeSet<String> {
     rules(&json!({"rules": [
-        {"apiGroups": ["stratum.dev"], "resources": ["imagebuilds"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["stratum.dev"], "resources": ["imagebuilds"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["stratum.dev"], "resources": ["imagebuilds/finalizers"], "verbs": ["update"]},
         {"apiGroups": ["stratum.dev"], "resources": ["imagebuilds/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "create", "delete"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
@@ -228,6 +229,7 @@ fn defaults_render_one_operator_without_leader_election() {
             "--builder-cpu-request=500m",
             "--builder-memory-request=1Gi",
             "--builder-memory-limit=4Gi",
+            "--default-timeout=30m",
         ]
     );
     assert_eq!(
@@ -416,6 +418,7 @@ builder:
   image: {repository: registry.local/stratum, tag: dev}
   resources: {cpuRequest: '2', memoryRequest: 3Gi, memoryLimit: 8Gi}
   workSizeLimit: 50Gi
+  defaultTimeout: 1h30m
 ",
     );
     let c = parse_as_the_operator(&r);
@@ -433,6 +436,7 @@ builder:
     assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "3Gi");
     assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "8Gi");
     assert_eq!(pod.work_size_limit.unwrap().0, "50Gi");
+    assert_eq!(c.default_timeout, std::time::Duration::from_secs(5400));
 
     let container = operator_container(&r);
     assert_eq!(container["ports"][0]["containerPort"], 9090);
@@ -465,6 +469,7 @@ builder:
             "--builder-cpu-request=2",
             "--builder-memory-request=3Gi",
             "--builder-memory-limit=8Gi",
+            "--default-timeout=1h30m",
             "--work-size-limit=1Gi",
             "--namespaces=team-a,team-b",
         ]

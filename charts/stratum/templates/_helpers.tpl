@@ -55,6 +55,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - --builder-cpu-request={{ .Values.builder.resources.cpuRequest }}
 - --builder-memory-request={{ .Values.builder.resources.memoryRequest }}
 - --builder-memory-limit={{ .Values.builder.resources.memoryLimit }}
+- --default-timeout={{ .Values.builder.defaultTimeout }}
 {{- with .Values.builder.workSizeLimit }}
 - --work-size-limit={{ . }}
 {{- end }}
@@ -67,14 +68,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/* What the operator does with ImageBuilds, Pods, Secrets and Events, verb by verb from its
-     code (operator/src/controller): watch builds and status-patch them (server-side apply on
-     /status), list/watch/create/delete builder pods (a live list per reconcile, the owned-pod
+     code (operator/src/controller): watch builds, patch their finalizer and status-patch them (server-side
+     apply on /status), list/watch/create/delete builder pods (a live list per reconcile, the owned-pod
      watch), get push and source Secrets (existence, type, `.dockerconfigjson` to verify the
      push), and events.k8s.io Events from kube-runtime's Recorder (create, then patch a series). */}}
 {{- define "stratum.operatorRules" -}}
 - apiGroups: ["stratum.dev"]
   resources: ["imagebuilds"]
-  verbs: ["list", "watch"]
+  # patch: adding and removing the finalizer `stratum.dev/builder-pods`.
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["stratum.dev"]
+  # Where the OwnerReferencesPermissionEnforcement admission plugin is on, setting
+  # blockOwnerDeletion on builder pods needs update on the owner's finalizers.
+  resources: ["imagebuilds/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["stratum.dev"]
   resources: ["imagebuilds/status"]
   verbs: ["patch"]
