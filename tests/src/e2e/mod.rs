@@ -26,6 +26,7 @@
 //! `cargo test --workspace`, or `cargo build --workspace --bins` before `cargo test -p stratum-e2e`.
 
 pub mod binaries;
+pub mod ledger;
 pub mod operator;
 pub mod registry;
 
@@ -45,6 +46,7 @@ use tokio::io::AsyncWriteExt;
 use crate::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use crate::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
+pub use ledger::{LedgerSummary, PodLedger};
 pub use operator::{Operator, OperatorSpec};
 pub use registry::Registry;
 
@@ -466,6 +468,20 @@ impl Cluster {
         spec.extra_args
             .extend(extra_args.iter().map(|a| (*a).to_owned()));
         Operator::start(&spec).await
+    }
+
+    /// Like [`Cluster::spawn_operator`], without waiting for `/readyz`: a standby replica
+    /// under leader election is not ready while another one leads.
+    pub async fn spawn_standby(
+        &self,
+        log_name: &str,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Operator> {
+        let mut spec = self.operator_spec.clone();
+        spec.log = self.dir.path().join(log_name);
+        spec.extra_args
+            .extend(extra_args.iter().map(|a| (*a).to_owned()));
+        Operator::launch(&spec).await
     }
 
     /// The cluster's operator, while it runs.

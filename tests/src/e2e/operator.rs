@@ -44,6 +44,14 @@ impl Operator {
     /// Starts the process and waits until `/readyz` answers 200 (its ImageBuild caches are
     /// synced), so a test's first object is seen by a running controller.
     pub async fn start(spec: &OperatorSpec) -> anyhow::Result<Self> {
+        let mut operator = Self::launch(spec).await?;
+        operator.wait_ready(Duration::from_secs(60)).await?;
+        Ok(operator)
+    }
+
+    /// Starts the process and waits only until `/healthz` answers: a standby replica under
+    /// leader election never becomes ready while another one leads.
+    pub async fn launch(spec: &OperatorSpec) -> anyhow::Result<Self> {
         let port = free_port()?;
         let http_addr = format!("127.0.0.1:{port}");
         let mut log = OpenOptions::new()
@@ -70,11 +78,23 @@ impl Operator {
             http_addr,
             log: spec.log.clone(),
         };
-        operator.wait_ready(Duration::from_secs(60)).await?;
+        operator
+            .wait_http("/healthz", Duration::from_secs(60))
+            .await?;
         Ok(operator)
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until `/readyz` answers 200 (the operator leads and its caches are synced).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_http("/readyz", timeout).await
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub fn is_ready(&self) -> bool {
+        http_get(&self.http_addr, "/readyz").is_some_and(|(code, _)| code == 200)
+    }
+
+    async fn wait_http(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
@@ -83,13 +103,13 @@ impl Operator {
                     self.logs()
                 );
             }
-            if http_get(&self.http_addr, "/readyz").is_some_and(|(code, _)| code == 200) {
+            if http_get(&self.http_addr, path).is_some_and(|(code, _)| code == 200) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!(
-            "stratum-operator was not ready within {timeout:?}; its log:\n{}",
+            "stratum-operator: {path} did not answer 200 within {timeout:?}; its log:\n{}",
             self.logs()
         )
     }
