@@ -57,12 +57,21 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
 
     let views = observe::pods(&pods, build).await?;
     let problems = observe::secret_problems(&secrets, build).await?;
-    let running = ctx.running(Some(&ObjectRef::from_obj(build)));
+    let now = Timestamp::now();
+    // Count, decide and mark under one lock, so two reconciles cannot take the last slot
+    // (slots.rs).
+    let (running, observed, action) = {
+        let mut slots = ctx.slots.lock();
+        let running = slots.running(&ctx.stores, Some(&ObjectRef::from_obj(build)));
+        let observed = observe::observed(build, views, problems, running < ctx.concurrency, now);
+        let action = decide(&observed);
+        if matches!(action, Action::CreatePod { .. }) {
+            slots.hold(build);
+        }
+        (running, observed, action)
+    };
     ctx.metrics
         .set_running(running + usize::from(super::holds_slot(build)));
-    let now = Timestamp::now();
-    let observed = observe::observed(build, views, problems, running < ctx.concurrency, now);
-    let action = decide(&observed);
     tracing::debug!(?action, "decided");
     let time = Time(now);
 
@@ -131,6 +140,11 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
 
     if let Some(status) = status.filter(|s| Some(s) != build.status.as_ref()) {
         write_status(ctx, build, &status).await?;
+        let mut written = build.clone();
+        written.status = Some(status.clone());
+        if !super::holds_slot(&written) && ctx.slots.lock().release(build) {
+            ctx.wake_queued();
+        }
         transition(ctx, build, &status).await;
     }
     Ok(requeue)

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod observe;
+pub mod slots;
 
 #[cfg(test)]
 mod tests;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::channel::mpsc::{UnboundedSender, unbounded};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Recorder, Reporter};
@@ -53,6 +55,10 @@ pub struct Context {
     pub stores: Vec<Store<ImageBuild>>,
     /// Consecutive reconcile failures per build, for `error_policy`'s backoff.
     failures: Mutex<HashMap<ObjectRef<ImageBuild>, u32>>,
+    /// This process's slot decisions, ahead of the caches ([`slots`]).
+    pub slots: slots::Slots,
+    /// Per controller (same order as `stores`): wakes a queued build when a slot frees.
+    wakers: Vec<UnboundedSender<ObjectRef<ImageBuild>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -86,6 +92,27 @@ impl Context {
             metrics,
             stores,
             failures: Mutex::default(),
+            slots: slots::Slots::default(),
+            wakers: Vec::new(),
+        }
+    }
+
+    /// Wakers for queued builds, one per controller, in the order of `stores`.
+    pub fn with_wakers(mut self, wakers: Vec<UnboundedSender<ObjectRef<ImageBuild>>>) -> Self {
+        self.wakers = wakers;
+        self
+    }
+
+    /// A slot was freed: reconcile the oldest queued builds now, as many as there are free
+    /// slots, instead of at their next [`apply::QUEUE_RECHECK`].
+    pub fn wake_queued(&self) {
+        let running = self.slots.lock().running(&self.stores, None);
+        let free = self.concurrency.saturating_sub(running);
+        for (i, build) in slots::queued(&self.stores, free) {
+            if let Some(waker) = self.wakers.get(i) {
+                // A closed channel means the controller is stopping.
+                let _ = waker.unbounded_send(build);
+            }
         }
     }
 
@@ -94,12 +121,7 @@ impl Context {
     /// racing for the last slot can both take it; the overshoot is bounded by the controller's
     /// reconcile concurrency.
     pub fn running(&self, except: Option<&ObjectRef<ImageBuild>>) -> usize {
-        self.stores
-            .iter()
-            .flat_map(|s| s.state())
-            .filter(|b| except != Some(&ObjectRef::from_obj(b.as_ref())))
-            .filter(|b| holds_slot(b))
-            .count()
+        self.slots.lock().running(&self.stores, except)
     }
 
     fn succeeded(&self, build: &ObjectRef<ImageBuild>) {
@@ -230,27 +252,35 @@ pub async fn run(
             })
             .collect()
     };
+    let mut wakers = Vec::new();
     let controllers: Vec<_> = scopes
         .into_iter()
         .map(|(builds, pods)| {
             let mut stop = shutdown.clone();
+            let (waker, woken) = unbounded();
+            wakers.push(waker);
             Controller::new(builds, watcher::Config::default().any_semantic())
                 // Only builder pods: `stratum.dev/build` exists.
                 .owns(pods, watcher::Config::default().labels(BUILD_LABEL))
+                // Queued builds woken when a slot frees (`Context::wake_queued`).
+                .reconcile_on(woken)
                 .graceful_shutdown_on(async move {
                     let _ = stop.wait_for(|stop| *stop).await;
                 })
         })
         .collect();
     let stores: Vec<_> = controllers.iter().map(Controller::store).collect();
-    let ctx = Arc::new(Context::new(
-        client,
-        pod_config,
-        concurrency,
-        verifier,
-        metrics,
-        stores.clone(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            pod_config,
+            concurrency,
+            verifier,
+            metrics,
+            stores.clone(),
+        )
+        .with_wakers(wakers),
+    );
     // Readiness is awaited in the controllers' own task, not a spawned one: a store's
     // `wait_until_ready` is a oneshot receiver that keeps only the last poller's waker, and the
     // controller's applier waits on the same store. From another task, one of the two waiters
