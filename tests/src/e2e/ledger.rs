@@ -18,6 +18,13 @@ use tokio::task::JoinHandle;
 use crate::apiserver::ApiServer;
 use crate::apiserver::store::{Event, EventType};
 
+/// Every change `server` commits from now on, in commit order (the broadcast its watches are
+/// fed from, subscribed under the store lock). For measurements outside this crate, such as the
+/// operator benchmark.
+pub fn subscribe(server: &ApiServer) -> tokio::sync::broadcast::Receiver<Arc<Event>> {
+    server.inner.store.lock().subscribe()
+}
+
 /// The operator's attempt labels (`stratum_operator::names`; the e2e crate does not depend on
 /// the operator crate, and the labels are part of its observable contract).
 pub const GENERATION_LABEL: &str = "stratum.dev/generation";
@@ -100,7 +107,7 @@ impl PodLedger {
     /// Starts recording builder pods (label `stratum.dev/build`) in `namespace`. Only changes
     /// committed after this call are seen: start it before the builds.
     pub fn start(server: &ApiServer, namespace: &str) -> Self {
-        let mut rx = server.inner.store.lock().subscribe();
+        let mut rx = subscribe(server);
         let state: Arc<Mutex<State>> = Arc::default();
         let shared = state.clone();
         let namespace = namespace.to_owned();
