@@ -23,7 +23,8 @@ use crate::reconcile::{Action, decide};
 use crate::result::{VerifyError, VerifyRequest};
 use crate::status::{after_action, succeeded};
 
-/// How often a queued build looks for a free slot: another build finishing wakes only itself.
+/// How often a queued build looks for a free slot; a fallback, since a build that frees a slot
+/// wakes the oldest queued builds at once (`Context::wake_queued`).
 pub const QUEUE_RECHECK: Duration = Duration::from_secs(15);
 /// How soon to look again after deleting a pod (its deletion event normally comes first).
 pub const DELETE_RECHECK: Duration = Duration::from_secs(5);

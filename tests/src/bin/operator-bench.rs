@@ -133,6 +133,17 @@ fn build(name: &str) -> anyhow::Result<ImageBuild> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // On Ctrl-C or SIGTERM, return so that drops run: the operator child is killed and the
+    // temporary directory removed.
+    tokio::select! {
+        result = run(args) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = term.recv() => bail!("terminated"),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let operator_bin = match &args.operator {
         Some(p) => p.clone(),
         None => binaries::binary(binaries::OPERATOR)?,
