@@ -159,6 +159,12 @@ pub fn succeeded(
     }
     reported(&mut s, result);
     s.attempt = Some(attempt);
+    // The pod that produced this result, named from (generation, attempt) rather than kept from
+    // `build.status`: the reconcile may see a cached build from before its own CreatePod status
+    // write (after a retry cleared podName), and the status apply would then drop podName (seen
+    // in the e2e eviction test).
+    let name = build.metadata.name.as_deref().unwrap_or_default();
+    s.pod_name = Some(pod_name(name, s.observed_generation.unwrap_or(1), attempt));
     s.image_id = Some(verified.image_id.clone());
     s.digest = Some(verified.digest.clone());
     s.short_digest = short_digest(&verified.digest);

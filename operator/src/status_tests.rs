@@ -174,6 +174,45 @@ fn success_records_the_verified_image_and_never_regresses() {
     );
 }
 
+/// Regression (e2e eviction test): the reconcile that records attempt 2's result may see the
+/// build as the retry left it — podName cleared, before its own CreatePod status write reached the
+/// cache. The success still names the pod that produced it.
+#[test]
+fn success_from_a_lagging_status_names_the_attempts_pod() {
+    let result = BuildResult::pushed(PushedImage {
+        manifest_digest: "sha256:x".into(),
+        config_digest: "sha256:y".into(),
+        size: 1,
+        media_type: "t".into(),
+    });
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let verified = VerifiedImage {
+        digest: digest.clone(),
+        image_id: format!("sha256:{}", "cd".repeat(32)),
+        image: format!("r.example.com/app@{digest}"),
+        size: 42,
+        layers: Vec::new(),
+    };
+    let first = after_action(
+        &mk_build(1, None),
+        &Action::CreatePod { attempt: 1 },
+        &at(1),
+    )
+    .unwrap();
+    let retry = Action::Retry {
+        attempt: 1,
+        failure: failure(reason::EVICTED),
+        after: Duration::from_secs(10),
+        stop: None,
+    };
+    let retried = after_action(&mk_build(1, Some(first)), &retry, &at(2)).unwrap();
+    assert_eq!(retried.pod_name, None);
+    let s = succeeded(&mk_build(1, Some(retried)), 2, &result, &verified, &at(9));
+    assert_eq!(s.phase, Some(Phase::Succeeded));
+    assert_eq!(s.attempt, Some(2));
+    assert_eq!(s.pod_name.as_deref(), Some("app-1-2"));
+}
+
 #[test]
 fn an_unfinished_build_superseded_by_a_spec_change_is_recorded() {
     let running = after_action(

@@ -54,7 +54,11 @@ fn sha256(bytes: &[u8]) -> anyhow::Result<String> {
 async fn example_builds_and_status_matches_the_registry_and_a_failing_run_reports_its_line()
 -> anyhow::Result<()> {
     let cluster = Cluster::start(ClusterOptions::default()).await?;
+    let result = example_and_failing_build(&cluster).await;
+    cluster.explain(result).await
+}
 
+async fn example_and_failing_build(cluster: &Cluster) -> anyhow::Result<()> {
     // Both builds run at once in one cluster: the failing one must not disturb the other.
     let example = std::fs::read_to_string(repo_root().join("examples/imagebuild.yaml"))?;
     cluster
@@ -123,8 +127,18 @@ async fn example_builds_and_status_matches_the_registry_and_a_failing_run_report
         &cluster.registry().reference("examples/hello:latest"),
     )?;
     assert_eq!(sha256(&latest)?, digest);
-    // The build ran in one pod, attempt 1.
+    // The build ran in one pod, attempt 1, whose log (kubectl logs, served from the kubelet
+    // emulator's capture of the builder's output) ends with the push the status records.
     assert_eq!(status.attempt, Some(1));
+    assert_eq!(status.pod_name.as_deref(), Some("hello-1-1"));
+    let logs = cluster.kubectl(&["logs", "hello-1-1"]).await?;
+    assert!(
+        logs.contains(&format!(
+            "Pushed {}/examples/hello@{digest}",
+            cluster.registry().host_port
+        )),
+        "kubectl logs hello-1-1:\n{logs}"
+    );
 
     // --- kubectl get: the printer columns ----------------------------------------------------
     let table = cluster.kubectl(&["get", "ib", "hello"]).await?;

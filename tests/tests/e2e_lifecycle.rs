@@ -7,11 +7,11 @@
 //! Independent scenarios share one cluster and run at the same time: each must reach its own
 //! outcome while the others come and go around it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use stratum_crds::{Phase, reason};
-use stratum_e2e::e2e::{Cluster, ClusterOptions};
+use stratum_e2e::e2e::{Cluster, ClusterOptions, all_passed, processes_with};
 
 /// Generous: builds take seconds on a quiet machine, much longer on a loaded 2-core one.
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -31,12 +31,20 @@ async fn gone(cluster: &Cluster, pod: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `spec.cancel: true` mid-build → `Cancelled`, and the builder pod is stopped and removed.
+/// `spec.cancel: true` mid-build → `Cancelled`, and the builder pod is stopped (down to its RUN
+/// step) and removed.
 async fn cancel(cluster: &Cluster) -> anyhow::Result<()> {
+    let marker = format!("e2e-cancel-{}", std::process::id());
+    let dockerfile = format!("FROM {{BASE}}\nRUN sleep 600; echo {marker}\n");
     cluster
-        .create(&cluster.inline_build("cancel", HOLD))
+        .create(&cluster.inline_build("cancel", &dockerfile))
         .await?;
     running(cluster, "cancel-1-1").await?;
+    let deadline = Instant::now() + TIMEOUT;
+    while processes_with(&marker).is_empty() {
+        ensure!(Instant::now() < deadline, "the RUN step never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     cluster
         .kubectl(&[
             "patch",
@@ -56,6 +64,12 @@ async fn cancel(cluster: &Cluster) -> anyhow::Result<()> {
         "a cancelled build reports no image: {status:?}"
     );
     gone(cluster, "cancel-1-1").await?;
+    // The kubelet removes a pod only once its containers exited; the step went with them.
+    let left = processes_with(&marker);
+    ensure!(
+        left.is_empty(),
+        "the RUN step survived the cancel: {left:?}"
+    );
     // Cancelled is final: no new pod appears for the new generation.
     let pods = cluster.pods(Some("cancel")).await?;
     ensure!(pods.is_empty(), "pods after cancel: {}", names(&pods));
@@ -157,11 +171,8 @@ async fn cancel_delete_spec_change_and_ttl_mid_build() -> anyhow::Result<()> {
         spec_change(&cluster),
         ttl(&cluster)
     );
-    c.context("cancel")?;
-    d.context("delete")?;
-    s.context("spec change")?;
-    t.context("ttl")?;
-    Ok(())
+    let all = all_passed([("cancel", c), ("delete", d), ("spec change", s), ("ttl", t)]);
+    cluster.explain(all).await
 }
 
 /// Node-pressure eviction of the builder pod is an infrastructure failure: attempt 2 runs in a
@@ -226,9 +237,8 @@ async fn oom(cluster: &Cluster) -> anyhow::Result<()> {
 async fn eviction_is_retried_and_oom_kill_is_final() -> anyhow::Result<()> {
     let cluster = Cluster::start(ClusterOptions::default()).await?;
     let (e, o) = tokio::join!(eviction(&cluster), oom(&cluster));
-    e.context("eviction")?;
-    o.context("OOM kill")?;
-    Ok(())
+    let all = all_passed([("eviction", e), ("OOM kill", o)]);
+    cluster.explain(all).await
 }
 
 fn names(pods: &[k8s_openapi::api::core::v1::Pod]) -> String {

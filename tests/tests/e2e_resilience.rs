@@ -238,22 +238,11 @@ async fn two_replicas_build_once_and_the_standby_takes_over() -> anyhow::Result<
     })
     .await?;
     let ledger = PodLedger::start(cluster.server(), cluster.namespace());
-    let args = |id: &'static str| {
-        [
-            "--leader-election",
-            "--lease-namespace",
-            "ha",
-            "--identity",
-            id,
-        ]
-    };
+    let args = ["--leader-election", "--lease-namespace", "ha"];
+    // The identity is the replica's POD_NAME, as in a Deployment.
     let mut replicas = [
-        cluster
-            .spawn_standby("operator-a.log", &args("replica-a"))
-            .await?,
-        cluster
-            .spawn_standby("operator-b.log", &args("replica-b"))
-            .await?,
+        cluster.spawn_operator("replica-a", &args).await?,
+        cluster.spawn_operator("replica-b", &args).await?,
     ];
     let result = handover(&cluster, &ledger, &mut replicas).await;
     result.with_context(|| {

@@ -355,3 +355,46 @@ async fn eviction_and_oom_kill_faults() {
     );
     assert_eq!(phase(&oom), "Failed");
 }
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Regression: `stop()` (node loss) aborted the pod workers but not their container tasks, so
+/// the containers ran on until the test's runtime shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_loss_kills_the_containers_at_once() {
+    let mut n = node().await;
+    let marker = format!("node-loss-{}", std::process::id());
+    let pods = create(
+        &n.server,
+        shell_pod("lost", &format!("sleep 600; echo {marker}")),
+    )
+    .await;
+    wait_for(&pods, "lost", "Running", |p| phase(p) == "Running").await;
+    assert_eq!(processes_with(&marker), 1, "the container runs");
+    n.kubelet.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the container survived the node"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing reports any more: the pod stays as last reported.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pod = serde_json::to_value(pods.get("lost").await.unwrap()).unwrap();
+    assert_eq!(phase(&pod), "Running");
+}

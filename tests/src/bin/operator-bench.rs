@@ -183,6 +183,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         concurrency: u32::try_from(args.builds).unwrap_or(u32::MAX),
         extra_args: Vec::new(),
         log_filter: args.log_filter.clone(),
+        identity: "operator-bench".into(),
+        wait_ready: true,
     };
     let operator = Operator::start(&spec).await?;
     let pid = operator.pid();

@@ -26,26 +26,26 @@
 //! `cargo test --workspace`, or `cargo build --workspace --bins` before `cargo test -p stratum-e2e`.
 
 pub mod binaries;
+mod diagnostics;
+mod kubectl;
 pub mod ledger;
 pub mod operator;
 pub mod registry;
+mod waits;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
-use stratum_crds::{BUILD_LABEL, ImageBuild, Phase};
+use kube::api::Api;
+use stratum_crds::ImageBuild;
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt;
 
 use crate::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use crate::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
+pub use diagnostics::{all_passed, processes_with};
 pub use ledger::{LedgerSummary, PodLedger};
 pub use operator::{Operator, OperatorSpec};
 pub use registry::Registry;
@@ -58,6 +58,8 @@ pub const BUILDER_ENTRYPOINT: &str = "/usr/local/bin/stratum";
 /// The registry address `examples/imagebuild.yaml` names (the default of
 /// `scripts/local-registry`); [`Cluster::rewrite`] replaces it with the test registry's.
 pub const EXAMPLE_REGISTRY: &str = "127.0.0.1:5000";
+/// The first line of [`Cluster::diagnostics`].
+const DIAGNOSTICS_HEADER: &str = "=== cluster diagnostics ===";
 /// Set (to anything) to keep the cluster's directory after the test, for reading its logs.
 pub const KEEP_ENV: &str = "STRATUM_E2E_KEEP";
 /// The kubelet emulator's node.
@@ -76,6 +78,9 @@ pub struct ClusterOptions {
     pub start_operator: bool,
     /// The operator's `RUST_LOG`.
     pub log_filter: String,
+    /// Wait for the operator's `/readyz` when starting it (off for a replica that may stand by
+    /// under leader election).
+    pub wait_ready: bool,
 }
 
 impl Default for ClusterOptions {
@@ -86,6 +91,7 @@ impl Default for ClusterOptions {
             operator_args: Vec::new(),
             start_operator: true,
             log_filter: "info,stratum_operator=debug".into(),
+            wait_ready: true,
         }
     }
 }
@@ -167,6 +173,8 @@ impl Cluster {
             concurrency: options.concurrency,
             extra_args: options.operator_args.clone(),
             log_filter: options.log_filter.clone(),
+            identity: "stratum-operator-0".into(),
+            wait_ready: options.wait_ready,
         };
         let mut cluster = Cluster {
             operator: None,
@@ -245,207 +253,6 @@ impl Cluster {
         text.replace(EXAMPLE_REGISTRY, &self.registry.host_port)
     }
 
-    // --- kubectl -------------------------------------------------------------------------
-
-    /// Runs kubectl against the cluster (`-n <namespace>` unless `args` name one) and returns
-    /// its stdout; a non-zero exit is an error carrying stderr.
-    pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = self.kubectl_output(args, None).await?;
-        check(args, &out)
-    }
-
-    /// Like [`Cluster::kubectl`], with `stdin` fed to the process (`kubectl apply -f -`).
-    pub async fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
-        let out = self.kubectl_output(args, Some(stdin)).await?;
-        check(args, &out)
-    }
-
-    /// Runs kubectl and returns its raw output, whatever the exit status (for expected errors).
-    pub async fn kubectl_output(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> anyhow::Result<Output> {
-        let mut cmd = tokio::process::Command::new(kubectl_binary());
-        cmd.env("KUBECONFIG", &self.kubeconfig);
-        let names_namespace = args
-            .iter()
-            .any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
-        if !names_namespace {
-            cmd.args(["-n", &self.namespace]);
-        }
-        cmd.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| {
-            format!("running {} (scripts/install-kube-tools)", kubectl_binary())
-        })?;
-        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes()).await?;
-            drop(pipe);
-        }
-        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-            .await
-            .with_context(|| format!("kubectl {args:?} did not finish within 120 s"))??;
-        Ok(out)
-    }
-
-    // --- ImageBuilds ---------------------------------------------------------------------
-
-    /// An ImageBuild named `name` building `dockerfile` inline, pushing to
-    /// `<registry>/e2e/<name>:1` over plain HTTP. `{BASE}` in the Dockerfile becomes the
-    /// registry's busybox base image. Adjust the spec, then [`Cluster::create`] it.
-    pub fn inline_build(&self, name: &str, dockerfile: &str) -> ImageBuild {
-        let dockerfile = dockerfile.replace("{BASE}", &self.registry.base_image());
-        let value = serde_json::json!({
-            "apiVersion": "stratum.dev/v1alpha1",
-            "kind": "ImageBuild",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {
-                "source": {"inline": {"dockerfile": dockerfile}},
-                "output": {
-                    "image": self.registry.reference(&format!("e2e/{name}:1")),
-                    "insecure": true,
-                },
-            },
-        });
-        // The JSON above is an ImageBuild by construction; a failure is a harness bug.
-        serde_json::from_value(value).unwrap_or_else(|e| panic!("inline ImageBuild: {e}"))
-    }
-
-    /// Creates `build` in the test namespace.
-    pub async fn create(&self, build: &ImageBuild) -> anyhow::Result<ImageBuild> {
-        let name = build.metadata.name.clone().unwrap_or_default();
-        self.builds()
-            .create(&PostParams::default(), build)
-            .await
-            .with_context(|| format!("creating ImageBuild {name}"))
-    }
-
-    /// The ImageBuild `name`, if it exists.
-    pub async fn build(&self, name: &str) -> anyhow::Result<Option<ImageBuild>> {
-        self.builds()
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading ImageBuild {name}"))
-    }
-
-    /// Polls ImageBuild `name` every 200 ms until `done` holds, and returns it. On timeout the
-    /// error names `what` and carries [`Cluster::diagnostics`].
-    pub async fn wait_for(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&ImageBuild) -> bool,
-    ) -> anyhow::Result<ImageBuild> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(build) = self.build(name).await?
-                && done(&build)
-            {
-                return Ok(build);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "ImageBuild {name}: {what} not reached within {timeout:?}\n{}",
-                    self.diagnostics().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Waits until ImageBuild `name` reaches a final phase for its current generation.
-    pub async fn wait_finished(&self, name: &str, timeout: Duration) -> anyhow::Result<ImageBuild> {
-        self.wait_for(name, "a final phase", timeout, |b| {
-            let status = b.status.as_ref();
-            status.and_then(|s| s.observed_generation) == b.metadata.generation
-                && status.and_then(|s| s.phase).is_some_and(Phase::is_terminal)
-        })
-        .await
-    }
-
-    /// Waits until ImageBuild `name` shows `phase` for its current generation.
-    pub async fn wait_phase(
-        &self,
-        name: &str,
-        phase: Phase,
-        timeout: Duration,
-    ) -> anyhow::Result<ImageBuild> {
-        self.wait_for(name, &format!("phase {phase}"), timeout, |b| {
-            let status = b.status.as_ref();
-            status.and_then(|s| s.observed_generation) == b.metadata.generation
-                && status.and_then(|s| s.phase) == Some(phase)
-        })
-        .await
-    }
-
-    // --- pods ----------------------------------------------------------------------------
-
-    /// Builder pods (label `stratum.dev/build`) in the test namespace, or of one build.
-    pub async fn pods(&self, build: Option<&str>) -> anyhow::Result<Vec<Pod>> {
-        let selector = match build {
-            Some(name) => format!("{BUILD_LABEL}={name}"),
-            None => BUILD_LABEL.to_owned(),
-        };
-        let list = self
-            .pod_api()
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .context("listing builder pods")?;
-        Ok(list.items)
-    }
-
-    /// Polls pod `name` every 200 ms until `done` holds for it (`None`: the pod does not exist).
-    pub async fn wait_pod(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(Option<&Pod>) -> bool,
-    ) -> anyhow::Result<Option<Pod>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let pod = self
-                .pod_api()
-                .get_opt(name)
-                .await
-                .with_context(|| format!("reading pod {name}"))?;
-            if done(pod.as_ref()) {
-                return Ok(pod);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "pod {name}: {what} not reached within {timeout:?}\n{}",
-                    self.diagnostics().await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Polls until the container `builder` of pod `name` is running (the build is under way).
-    pub async fn wait_pod_running(&self, name: &str, timeout: Duration) -> anyhow::Result<Pod> {
-        let pod = self
-            .wait_pod(name, "a running builder container", timeout, |p| {
-                p.and_then(|p| p.status.as_ref())
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                    })
-            })
-            .await?;
-        pod.context("wait_pod returned no pod")
-    }
-
     // --- the operator ----------------------------------------------------------------------
 
     /// Starts the cluster's operator (after [`Cluster::kill_operator`], or when the options
@@ -456,32 +263,23 @@ impl Cluster {
         Ok(self.operator.insert(operator))
     }
 
-    /// Starts one more operator process with `extra_args` and its own log `log_name` in the
-    /// cluster's directory (a second replica); the caller owns it.
+    /// Starts one more operator process (another replica) named `identity` (its `POD_NAME`,
+    /// hence its leader-election identity), with the cluster operator's flags plus
+    /// `extra_args`, logging to `operator-<identity>.log` in the cluster's directory. Returns once
+    /// `/healthz` answers (a standby is never ready; `Operator::wait_ready` waits for that). The
+    /// caller owns the process.
     pub async fn spawn_operator(
         &self,
-        log_name: &str,
+        identity: &str,
         extra_args: &[&str],
     ) -> anyhow::Result<Operator> {
         let mut spec = self.operator_spec.clone();
-        spec.log = self.dir.path().join(log_name);
+        spec.identity = identity.to_owned();
+        spec.log = self.dir.path().join(format!("operator-{identity}.log"));
+        spec.wait_ready = false;
         spec.extra_args
             .extend(extra_args.iter().map(|a| (*a).to_owned()));
         Operator::start(&spec).await
-    }
-
-    /// Like [`Cluster::spawn_operator`], without waiting for `/readyz`: a standby replica
-    /// under leader election is not ready while another one leads.
-    pub async fn spawn_standby(
-        &self,
-        log_name: &str,
-        extra_args: &[&str],
-    ) -> anyhow::Result<Operator> {
-        let mut spec = self.operator_spec.clone();
-        spec.log = self.dir.path().join(log_name);
-        spec.extra_args
-            .extend(extra_args.iter().map(|a| (*a).to_owned()));
-        Operator::launch(&spec).await
     }
 
     /// The cluster's operator, while it runs.
@@ -505,50 +303,6 @@ impl Cluster {
     pub fn operator_logs(&self) -> String {
         operator::read_log(&self.operator_spec.log)
     }
-
-    // --- diagnostics -------------------------------------------------------------------------
-
-    /// What a failing test needs to see: every ImageBuild's status, every pod's phase and
-    /// container states, and the operator's log.
-    pub async fn diagnostics(&self) -> String {
-        let mut text = String::new();
-        let _ = writeln!(text, "=== ImageBuilds in {} ===", self.namespace);
-        match self.builds().list(&ListParams::default()).await {
-            Ok(list) => {
-                for b in list.items {
-                    let _ = writeln!(
-                        text,
-                        "{} generation={:?} status={}",
-                        b.metadata.name.as_deref().unwrap_or_default(),
-                        b.metadata.generation,
-                        serde_json::to_string(&b.status).unwrap_or_default()
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(text, "(cannot list: {e})");
-            }
-        }
-        let _ = writeln!(text, "=== pods in {} ===", self.namespace);
-        match self.pod_api().list(&ListParams::default()).await {
-            Ok(list) => {
-                for p in list.items {
-                    let _ = writeln!(
-                        text,
-                        "{} deleting={} status={}",
-                        p.metadata.name.as_deref().unwrap_or_default(),
-                        p.metadata.deletion_timestamp.is_some(),
-                        serde_json::to_string(&p.status).unwrap_or_default()
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(text, "(cannot list: {e})");
-            }
-        }
-        let _ = writeln!(text, "=== operator log ===\n{}", self.operator_logs());
-        text
-    }
 }
 
 impl Drop for Cluster {
@@ -562,25 +316,50 @@ impl Drop for Cluster {
         }
         if std::thread::panicking() {
             // No runtime to list objects from here; the operator log tells most of the story.
+            // The registry logs every 404 of a blob existence check; its end is what matters.
+            let registry_log = self.registry.log();
+            let lines: Vec<&str> = registry_log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
             eprintln!(
-                "=== stratum-operator log ({}) ===\n{}\n=== registry log ===\n{}",
+                "=== stratum-operator log ({}) ===\n{}\n=== registry log (last 20 lines) ===\n{tail}",
                 self.operator_spec.log.display(),
                 self.operator_logs(),
-                self.registry.log()
             );
         }
     }
 }
 
-fn check(args: &[&str], out: &Output) -> anyhow::Result<String> {
-    if !out.status.success() {
-        bail!(
-            "kubectl {} failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_passed_names_every_failed_scenario() {
+        assert!(all_passed([("a", Ok(())), ("b", Ok(()))]).is_ok());
+        let err = all_passed([
+            ("a", Err(anyhow::anyhow!("first"))),
+            ("b", Ok(())),
+            ("c", Err(anyhow::anyhow!("third"))),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(r#"scenario "a" failed: first"#), "{err}");
+        assert!(err.contains(r#"scenario "c" failed: third"#), "{err}");
+        assert!(!err.contains(r#""b""#), "{err}");
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+
+    #[test]
+    fn a_missing_binary_says_how_to_build_it() {
+        let err = binaries::binary("no-such-stratum-binary")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cargo build --workspace --bins"), "{err}");
+    }
+
+    #[test]
+    fn the_example_names_the_registry_the_harness_rewrites() {
+        let example = std::fs::read_to_string(repo_root().join("examples/imagebuild.yaml"))
+            .expect("examples/imagebuild.yaml");
+        assert!(example.contains(EXAMPLE_REGISTRY));
+    }
 }

@@ -19,7 +19,7 @@ pub struct OperatorSpec {
     /// The `stratum-operator` binary.
     pub binary: PathBuf,
     pub kubeconfig: PathBuf,
-    /// Log file; each start appends a `--- start ---` marker and the process's stdout/stderr.
+    /// Log file; each start appends a `--- start <identity> ---` marker and the process's stdout/stderr.
     pub log: PathBuf,
     /// `--builder-image`.
     pub builder_image: String,
@@ -29,6 +29,12 @@ pub struct OperatorSpec {
     pub extra_args: Vec<String>,
     /// `RUST_LOG`.
     pub log_filter: String,
+    /// The replica's name: `POD_NAME` (the leader-election identity and the Events' reporting
+    /// instance), as the downward API sets it in a Deployment.
+    pub identity: String,
+    /// Wait for `/readyz` (the ImageBuild caches synced) in [`Operator::start`]; otherwise only
+    /// for `/healthz`. A standby replica under leader election is never ready.
+    pub wait_ready: bool,
 }
 
 /// A running operator process. Killed (SIGKILL) on drop.
@@ -41,17 +47,9 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Starts the process and waits until `/readyz` answers 200 (its ImageBuild caches are
-    /// synced), so a test's first object is seen by a running controller.
+    /// Starts the process and waits until `/healthz` answers and, with `spec.wait_ready`, until
+    /// `/readyz` answers 200 (its ImageBuild caches are synced).
     pub async fn start(spec: &OperatorSpec) -> anyhow::Result<Self> {
-        let mut operator = Self::launch(spec).await?;
-        operator.wait_ready(Duration::from_secs(60)).await?;
-        Ok(operator)
-    }
-
-    /// Starts the process and waits only until `/healthz` answers: a standby replica under
-    /// leader election never becomes ready while another one leads.
-    pub async fn launch(spec: &OperatorSpec) -> anyhow::Result<Self> {
         let port = free_port()?;
         let http_addr = format!("127.0.0.1:{port}");
         let mut log = OpenOptions::new()
@@ -59,7 +57,10 @@ impl Operator {
             .append(true)
             .open(&spec.log)
             .with_context(|| format!("opening {}", spec.log.display()))?;
-        std::io::Write::write_all(&mut log, b"--- start ---\n")?;
+        std::io::Write::write_all(
+            &mut log,
+            format!("--- start {} ---\n", spec.identity).as_bytes(),
+        )?;
         let child = Command::new(&spec.binary)
             .args(["--builder-image", &spec.builder_image])
             .args(["--concurrency", &spec.concurrency.to_string()])
@@ -68,6 +69,7 @@ impl Operator {
             .args(&spec.extra_args)
             .env("KUBECONFIG", &spec.kubeconfig)
             .env("RUST_LOG", &spec.log_filter)
+            .env("POD_NAME", &spec.identity)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -79,27 +81,30 @@ impl Operator {
             log: spec.log.clone(),
         };
         operator
-            .wait_http("/healthz", Duration::from_secs(60))
+            .wait_for("/healthz", Duration::from_secs(60))
             .await?;
+        if spec.wait_ready {
+            operator.wait_ready(Duration::from_secs(60)).await?;
+        }
         Ok(operator)
     }
 
-    /// Waits until `/readyz` answers 200 (the operator leads and its caches are synced).
+    /// Waits until `/readyz` answers 200: the controller runs and its caches are synced.
     pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        self.wait_http("/readyz", timeout).await
+        self.wait_for("/readyz", timeout).await
     }
 
-    /// Whether `/readyz` answers 200 now.
+    /// Whether `/readyz` answers 200 now (this replica leads and its caches are synced).
     pub fn is_ready(&self) -> bool {
         http_get(&self.http_addr, "/readyz").is_some_and(|(code, _)| code == 200)
     }
 
-    async fn wait_http(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
+    async fn wait_for(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
-                    "stratum-operator exited ({status}) before it was ready; its log:\n{}",
+                    "stratum-operator exited ({status}) before {path} answered; its log:\n{}",
                     self.logs()
                 );
             }

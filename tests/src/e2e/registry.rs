@@ -64,6 +64,11 @@ impl Registry {
         format!("{}/{path}", self.host_port)
     }
 
+    /// The registry's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The base image's full reference.
     pub fn base_image(&self) -> String {
         self.reference(BASE_REPOSITORY)

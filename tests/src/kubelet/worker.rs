@@ -303,7 +303,7 @@ pub async fn run(
             .enumerate()
             .partition(|(i, _)| *i < n_init);
         // Init containers, in order, then the app containers together — one task drives them.
-        let driver = {
+        let mut driver = AbortOnDrop({
             let shared = shared.clone();
             let tx = tx.clone();
             let policy = policy.clone();
@@ -339,7 +339,7 @@ pub async fn run(
                     let shared = shared.clone();
                     let tx = tx.clone();
                     let policy = policy.clone();
-                    handles.push(tokio::spawn(async move {
+                    handles.push(AbortOnDrop(tokio::spawn(async move {
                         loop {
                             let state = run_once(&shared, &c, &spec, &tx).await;
                             let restart = should_restart(&policy, &state)
@@ -359,20 +359,32 @@ pub async fn run(
                                 return;
                             }
                         }
-                    }));
+                    })));
                 }
-                for h in handles {
-                    let _ = h.await;
+                for mut h in handles {
+                    let _ = (&mut h.0).await;
                 }
             })
-        };
+        });
         drop(tx);
         supervise(&run, &mut rx, &mut pod_rx, &mut cmd_rx, deadline, grace).await;
-        let _ = driver.await;
+        let _ = (&mut driver.0).await;
     }
     // The pod stays until it is deleted; then the kubelet confirms the deletion.
     wait_for_deletion(&shared, &mut pod_rx).await;
     let _ = std::fs::remove_dir_all(&pod_dir);
+}
+
+/// A container task that is aborted when its owner is dropped. Aborting a pod worker (node loss,
+/// `Kubelet::stop`, dropping the kubelet) must take its container tasks along: their `Child`
+/// handles kill the processes (`kill_on_drop`). A plain `JoinHandle` would detach them, and the
+/// containers would run on until the runtime shuts down.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn deleting(rx: &watch::Receiver<Option<Value>>) -> bool {
