@@ -322,7 +322,7 @@ async fn handover(
 /// forced 410 Gone (compaction) while builds run: every build converges to `Succeeded`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_faults_and_watch_drops_converge() -> anyhow::Result<()> {
-    let cluster = Cluster::start(ClusterOptions {
+    let mut cluster = Cluster::start(ClusterOptions {
         namespace: "faults".into(),
         ..ClusterOptions::default()
     })
@@ -389,5 +389,17 @@ async fn api_faults_and_watch_drops_converge() -> anyhow::Result<()> {
 
     let builds = wait_all_final(&cluster, &names, TIMEOUT).await?;
     check_converged(&cluster, &ledger, &builds, &names).await?;
+    // The faults reached the operator (not only the test's own requests): its error counter
+    // names each failed step.
+    let metrics = cluster
+        .operator()
+        .and_then(|o| o.metrics())
+        .context("the operator's /metrics")?;
+    for step in ["create_pod", "list_pods", "patch_status"] {
+        ensure!(
+            metrics.contains(&format!("stratum_reconcile_errors_total{{reason=\"{step}\"}}")),
+            "no {step} error was counted: the fault did not reach the operator\n{metrics}"
+        );
+    }
     Ok(())
 }
