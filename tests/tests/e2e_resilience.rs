@@ -397,7 +397,9 @@ async fn api_faults_and_watch_drops_converge() -> anyhow::Result<()> {
         .context("the operator's /metrics")?;
     for step in ["create_pod", "list_pods", "patch_status"] {
         ensure!(
-            metrics.contains(&format!("stratum_reconcile_errors_total{{reason=\"{step}\"}}")),
+            metrics.contains(&format!(
+                "stratum_reconcile_errors_total{{reason=\"{step}\"}}"
+            )),
             "no {step} error was counted: the fault did not reach the operator\n{metrics}"
         );
     }
