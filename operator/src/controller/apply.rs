@@ -24,7 +24,8 @@ use crate::result::{VerifyError, VerifyRequest};
 use crate::source::ResolveRequest;
 use crate::status::{after_action, succeeded};
 
-/// How often a queued build looks for a free slot: another build finishing wakes only itself.
+/// How often a queued build looks for a free slot; a fallback, since a build that frees a slot
+/// wakes the oldest queued builds at once (`Context::wake_queued`).
 pub const QUEUE_RECHECK: Duration = Duration::from_secs(15);
 /// How soon to look again after deleting a pod (its deletion event normally comes first).
 pub const DELETE_RECHECK: Duration = Duration::from_secs(5);
@@ -179,10 +180,12 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
     }
     if action != Action::RemoveFinalizer {
         let now_status = written.as_ref().or(build.status.as_ref());
-        ctx.slots.record(
-            &key,
-            super::status_holds_slot(build.metadata.generation, now_status),
-        );
+        let holds = super::status_holds_slot(build.metadata.generation, now_status);
+        let held = super::status_holds_slot(build.metadata.generation, build.status.as_ref());
+        ctx.slots.record(&key, holds);
+        if held && !holds {
+            ctx.wake_queued();
+        }
     }
     ctx.metrics.set_running(ctx.running(None));
     Ok(requeue)

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use kube::runtime::reflector::{ObjectRef, Store};
-use stratum_crds::ImageBuild;
+use stratum_crds::{ImageBuild, Phase};
 
 use super::{holds_slot, lock};
 
@@ -83,9 +83,83 @@ fn count(
     recorded + unrecorded
 }
 
+/// Up to `n` queued builds to wake, oldest first (by creation, then name), each with the index
+/// of the store (controller) it belongs to.
+pub fn queued(stores: &[Store<ImageBuild>], n: usize) -> Vec<(usize, ObjectRef<ImageBuild>)> {
+    let mut queued: Vec<_> = stores
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.state().into_iter().map(move |b| (i, b)))
+        .filter(|(_, b)| {
+            b.status.as_ref().and_then(|s| s.phase) == Some(Phase::Queued)
+                && b.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    queued.sort_by(|(_, a), (_, b)| {
+        let created = |x: &ImageBuild| x.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        (created(a), &a.metadata.name).cmp(&(created(b), &b.metadata.name))
+    });
+    queued
+        .into_iter()
+        .take(n)
+        .map(|(i, b)| (i, ObjectRef::from_obj(b.as_ref())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+    use kube::api::ObjectMeta;
+    use kube::runtime::{reflector, watcher};
+    use stratum_crds::{ImageBuildSpec, ImageBuildStatus};
+
     use super::*;
+
+    fn build(name: &str, created: i64, phase: Phase) -> ImageBuild {
+        let mut b = ImageBuild::new(name, ImageBuildSpec::default());
+        b.metadata = ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            generation: Some(1),
+            creation_timestamp: Some(Time(Timestamp::from_second(created).unwrap())),
+            ..ObjectMeta::default()
+        };
+        b.status = Some(ImageBuildStatus {
+            phase: Some(phase),
+            observed_generation: Some(1),
+            ..ImageBuildStatus::default()
+        });
+        b
+    }
+
+    fn store(builds: &[ImageBuild]) -> Store<ImageBuild> {
+        let (reader, mut writer) = reflector::store();
+        for b in builds {
+            writer.apply_watcher_event(&watcher::Event::Apply(b.clone()));
+        }
+        reader
+    }
+
+    #[test]
+    fn queued_builds_are_woken_oldest_first_up_to_the_free_slots() {
+        let stores = [
+            store(&[
+                build("late", 30, Phase::Queued),
+                build("busy", 5, Phase::Building),
+            ]),
+            store(&[
+                build("early", 10, Phase::Queued),
+                build("middle", 20, Phase::Queued),
+            ]),
+        ];
+        let woken: Vec<(usize, String)> = queued(&stores, 2)
+            .into_iter()
+            .map(|(i, r)| (i, r.name))
+            .collect();
+        assert_eq!(woken, [(1, "early".into()), (1, "middle".into())]);
+        assert!(queued(&stores, 0).is_empty());
+    }
 
     fn key(name: &str) -> ObjectRef<ImageBuild> {
         ObjectRef::new(name).within("ns")

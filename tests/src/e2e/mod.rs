@@ -28,6 +28,7 @@
 pub mod binaries;
 mod diagnostics;
 mod kubectl;
+pub mod ledger;
 pub mod operator;
 pub mod registry;
 mod waits;
@@ -45,6 +46,7 @@ use crate::apiserver::{ApiServer, Config, Emulator, MemoryLogs};
 use crate::kubelet::{ImageMap, Kubelet, KubeletConfig};
 
 pub use diagnostics::{all_passed, processes_with};
+pub use ledger::{LedgerSummary, PodLedger};
 pub use operator::{Operator, OperatorSpec};
 pub use registry::Registry;
 

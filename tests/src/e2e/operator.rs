@@ -97,6 +97,11 @@ impl Operator {
         self.wait_for("/readyz", timeout).await
     }
 
+    /// Whether `/readyz` answers 200 now (this replica leads and its caches are synced).
+    pub fn is_ready(&self) -> bool {
+        http_get(&self.http_addr, "/readyz").is_some_and(|(code, _)| code == 200)
+    }
+
     async fn wait_for(&mut self, path: &str, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
