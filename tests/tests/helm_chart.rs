@@ -436,7 +436,7 @@ builder:
     assert_eq!(res.requests.as_ref().unwrap()["memory"].0, "3Gi");
     assert_eq!(res.limits.as_ref().unwrap()["memory"].0, "8Gi");
     assert_eq!(pod.work_size_limit.unwrap().0, "50Gi");
-    assert_eq!(c.default_timeout, std::time::Duration::from_secs(5400));
+    assert_eq!(c.default_timeout, Duration::from_secs(5400));
 
     let container = operator_container(&r);
     assert_eq!(container["ports"][0]["containerPort"], 9090);
