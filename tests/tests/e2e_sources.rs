@@ -471,8 +471,8 @@ fn context_archive(base: &str) -> Vec<u8> {
 }
 
 /// `url` source over HTTPS: the Secret carries the test CA (`ca.crt`). The right pin builds and
-/// `status.source.url.sha256` records it; a wrong pin is `Failed` / `SourceMismatch` and pushes
-/// nothing.
+/// `status.source.url.sha256` records it; a wrong pin is `Failed` / `SourceMismatch`, pushes
+/// nothing, and `status.source.url.sha256` shows the digest of what the server sent.
 async fn https_archive(cluster: &Cluster, servers: &Servers) -> anyhow::Result<()> {
     let archive = context_archive(&cluster.registry().base_image());
     servers.https.put("ctx.tar.gz", &archive);
@@ -519,6 +519,12 @@ async fn https_archive(cluster: &Cluster, servers: &Servers) -> anyhow::Result<(
     ensure!(status.phase == Some(Phase::Failed), "{status:?}");
     let failure = status.failure.as_ref().context("failure")?;
     ensure!(failure.reason == reason::SOURCE_MISMATCH, "{failure:?}");
+    // What was fetched, not what was pinned (docs/user-guide.md, "sha256 pins the content").
+    let fetched = status.source.as_ref().and_then(|s| s.url.as_ref());
+    ensure!(
+        fetched.and_then(|u| u.sha256.as_deref()) == Some(pin.as_str()),
+        "status.source.url {fetched:?}: the archive served is {pin}, the pin {wrong_pin}"
+    );
     ensure!(
         status.digest.is_none() && status.image.is_none(),
         "a mismatched archive is not built: {status:?}"
