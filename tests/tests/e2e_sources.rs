@@ -261,6 +261,14 @@ async fn git_and_polling(cluster: &Cluster, servers: &Servers) -> anyhow::Result
         status.pod_name.as_deref() == Some("from-git-1r1-1"),
         "{status:?}"
     );
+    // The user sees why it rebuilt and what it pushed: Events of their own, not folded into
+    // the first build's `Pending` and `BuildSucceeded` (kube's Recorder would keep their notes).
+    let events = events_of(cluster, name).await?;
+    let digest = status.digest.clone().context("status.digest")?;
+    ensure!(
+        events.contains(&format!("the source moved to {second}")) && events.contains(&digest),
+        "Events about the moved source and the rebuild's {digest}: {events}"
+    );
     let asked = requested_commit(cluster, "from-git-1r1-1").await?;
     ensure!(asked == second, "the rebuild's pod was asked for {asked}");
     let image = status.image.clone().context("status.image")?;
