@@ -29,8 +29,9 @@ use crate::git_context::{self, GitContext, GitSourceSpec};
 
 /// Runs the request and writes the result; the exit code says whether an image was pushed.
 pub fn run(args: &PodBuildArgs) -> Result<()> {
+    let mut fetched = None;
     let result = match BuildRequest::from_env() {
-        Ok(request) => build(&request, &args.cache_dir),
+        Ok(request) => build(&request, &args.cache_dir, &mut fetched),
         Err(e) => Err(failure(
             FailureReason::BuilderError,
             format!("the build request: {e}"),
@@ -38,7 +39,7 @@ pub fn run(args: &PodBuildArgs) -> Result<()> {
     };
     let (result, ok) = match result {
         Ok(result) => (result, true),
-        Err(failure) => (BuildResult::failed(failure), false),
+        Err(failure) => (failed(failure, fetched), false),
     };
     let encoded = result.encode();
     std::fs::write(&args.termination_log, &encoded).with_context(|| {
@@ -68,7 +69,22 @@ fn failure(reason: FailureReason, message: String) -> BuildFailure {
     }
 }
 
-fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildFailure> {
+/// A failed result that still reports the revision fetched, when the fetch got that far:
+/// `status.source` then shows what the failed build saw — for a `sha256` pin that did not
+/// match, the digest of the bytes actually served, not the pin (docs/user-guide.md).
+fn failed(failure: BuildFailure, fetched: Option<BuiltSource>) -> BuildResult {
+    let mut result = BuildResult::failed(failure);
+    result.source = fetched;
+    result
+}
+
+/// Builds and pushes; `fetched` is set as soon as the source's revision is known, so that a
+/// failure after (or at) the fetch can still report it.
+fn build(
+    request: &BuildRequest,
+    cache_dir: &Path,
+    fetched: &mut Option<BuiltSource>,
+) -> Result<BuildResult, BuildFailure> {
     let builder_error =
         |e: &dyn std::fmt::Display| failure(FailureReason::BuilderError, e.to_string());
     let image = Reference::parse(&request.output.image)
@@ -110,6 +126,7 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
             context_dir.as_deref(),
             auth_dir.as_deref(),
             &request.dockerfile,
+            fetched,
         )?,
         RequestSource::Git {
             url,
@@ -141,6 +158,7 @@ fn build(request: &BuildRequest, cache_dir: &Path) -> Result<BuildResult, BuildF
         }
     };
 
+    fetched.clone_from(&context.built);
     let credentials = match &request.output.docker_config {
         Some(path) => Credentials::load(Path::new(path))
             .map_err(|e| failure(FailureReason::RegistryAuthFailed, e.to_string()))?,
@@ -267,6 +285,7 @@ fn url_context(
     context_dir: Option<&str>,
     auth_dir: Option<&str>,
     dockerfile: &str,
+    fetched: &mut Option<BuiltSource>,
 ) -> Result<BuildContext, BuildFailure> {
     let fetch_failure = |e: ObjectError| failure(source_reason(e.kind()), e.to_string());
     let auth = match auth_dir {
@@ -290,7 +309,17 @@ fn url_context(
         sha256,
         max_bytes: object::DEFAULT_MAX_BYTES,
     };
-    let fetched = object::fetch(&spec, &auth, &root).map_err(fetch_failure)?;
+    let object = object::fetch(&spec, &auth, &root).map_err(|e| {
+        if let ObjectError::Mismatch { actual, .. } = &e {
+            *fetched = Some(BuiltSource::Url {
+                sha256: actual.clone(),
+            });
+        }
+        fetch_failure(e)
+    })?;
+    *fetched = Some(BuiltSource::Url {
+        sha256: object.sha256.clone(),
+    });
     let subdir = match context_dir {
         Some(sub) => object::contained_path(&root, sub, "contextDir").map_err(fetch_failure)?,
         None => root,
@@ -313,7 +342,7 @@ fn url_context(
         _keep: Box::new(dir),
         dockerfile: text,
         built: Some(BuiltSource::Url {
-            sha256: fetched.sha256,
+            sha256: object.sha256,
         }),
     })
 }

@@ -253,7 +253,12 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
     );
     assert!(ok, "{result:?}\n{stderr}");
     assert!(matches!(result.outcome, Outcome::Pushed(_)), "{result:?}");
-    assert_eq!(result.source, Some(BuiltSource::Url { sha256: pin }));
+    assert_eq!(
+        result.source,
+        Some(BuiltSource::Url {
+            sha256: pin.clone()
+        })
+    );
     let raw = Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
         .arg(format!("docker://{}/pods/object:v1", registry.host_port))
@@ -303,5 +308,16 @@ fn pod_build_from_a_url_source_reports_the_fetched_sha256() {
         };
         assert_eq!(failure.reason, reason, "{source}: {}", failure.message);
         assert!(!failure.message.contains("s3cret"), "{}", failure.message);
+        // What was fetched is reported even when the build failed: for the wrong pin the
+        // digest of the served bytes (status.source.url.sha256 shows it, not the pin); nothing
+        // when nothing was fetched.
+        let fetched = matches!(
+            reason,
+            FailureReason::SourceMismatch | FailureReason::DockerfileInvalid
+        ) || source.get("contextDir").is_some();
+        let expected = fetched.then(|| BuiltSource::Url {
+            sha256: pin.clone(),
+        });
+        assert_eq!(result.source, expected, "{source}");
     }
 }

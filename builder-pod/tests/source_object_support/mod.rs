@@ -11,7 +11,12 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-const SUPPORT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/source_object_support");
+// Through `../builder-pod/` so that other crates' tests (tests/tests/e2e_sources.rs) that
+// include this module with `#[path]` find the scripts too.
+const SUPPORT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../builder-pod/tests/source_object_support"
+);
 
 /// Where scripts/install-deps puts the moto virtualenv.
 pub const MOTO_VENV: &str = "/opt/stratum-moto";

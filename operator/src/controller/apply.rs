@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, Resource, ResourceExt};
 use stratum_crds::conditions::condition_type::READY;
@@ -485,7 +485,14 @@ async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
         action: phase.map_or_else(|| "Reconcile".to_owned(), |p| p.to_string()),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
+    // A recorder of its own, i.e. an empty Event cache: kube's `Recorder` folds an Event into an
+    // earlier one with the same type, action and reason for 6 minutes and keeps the earlier
+    // note, so a retry's, a new generation's or a pollInterval rebuild's `Pending` and
+    // `BuildSucceeded` would show the previous build's message and digest (found by
+    // tests/tests/e2e_sources.rs). Transitions are few; each is an Event of its own. Failed
+    // polls (`poll_failed`) repeat the same news and keep the shared, folding recorder.
+    let recorder = Recorder::new(ctx.client.clone(), super::reporter());
+    if let Err(e) = recorder.publish(&event, &build.object_ref(&())).await {
         tracing::warn!("cannot publish Event: {e}");
     }
 }

@@ -547,3 +547,49 @@ async fn remove_finalizers_strips_only_ours_from_every_build_and_touches_nothing
         json!(["example.com/keep"])
     );
 }
+
+/// Every transition is an Event of its own: kube's `Recorder` would fold a second `Pending`
+/// (here: a new generation's) into the first one and keep the first note for 6 minutes, so
+/// `kubectl describe` would name the old pod (for a rebuild: the old digest).
+#[tokio::test]
+async fn a_repeated_transition_is_a_new_event_with_its_own_note() {
+    let (client, fake) = fake_client();
+    let ctx = context_full(
+        client,
+        Arc::new(RegistryVerifier::default()),
+        Arc::new(Resolver::default()),
+        10,
+    );
+    reconcile(Arc::new(mk_build(None)), ctx.clone())
+        .await
+        .unwrap();
+    // Generation 1 finished and its pod is gone; generation 2 starts in the same process.
+    fake.lock().unwrap().pods.clear();
+    let done = ImageBuildStatus {
+        phase: Some(Phase::Succeeded),
+        observed_generation: Some(1),
+        attempt: Some(1),
+        pod_name: Some("app-1-1".into()),
+        ..ImageBuildStatus::default()
+    };
+    let mut next = mk_build(Some(done));
+    next.metadata.generation = Some(2);
+    reconcile(Arc::new(next), ctx).await.unwrap();
+
+    let calls = take_calls(&fake);
+    let events: Vec<_> = calls
+        .iter()
+        .filter(|c| c.path.starts_with(EVENTS))
+        .collect();
+    let shown: Vec<_> = events
+        .iter()
+        .map(|c| (c.method.as_str(), c.body["reason"].clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        [("POST", json!("Pending")), ("POST", json!("Pending"))],
+        "{events:?}"
+    );
+    let note = events[1].body["note"].as_str().unwrap_or_default();
+    assert!(note.contains("app-2-1"), "{note}");
+}

@@ -55,6 +55,14 @@ pub const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// is a handful of short API calls, so a small pool keeps up (docs/performance.md, "Operator").
 pub const RECONCILE_PARALLELISM: u16 = 16;
 
+/// Who publishes the operator's Events: `stratum-operator`, instance `$POD_NAME`.
+pub(super) fn reporter() -> Reporter {
+    Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
 /// Everything a reconcile needs besides the ImageBuild.
 pub struct Context {
     pub client: Client,
@@ -97,12 +105,8 @@ impl Context {
         metrics: Arc<Metrics>,
         stores: Vec<Store<ImageBuild>>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter()),
             client,
             pod_config,
             concurrency,
