@@ -171,6 +171,8 @@ fn health_follows_the_operator_status() {
         &pending,
         &wait(Waiting::PodRunning {
             pod: "app-1-1".into(),
+            attempt: 1,
+            created: None,
         }),
     );
     let queued = after(&fresh, &Action::MarkQueued);

@@ -126,7 +126,7 @@ pub struct UrlSource {
     pub url: String,
 
     /// The expected sha256 of the fetched bytes (64 lowercase hex digits). When set, a download
-    /// with any other digest fails the build with `FetchFailed` instead of building it.
+    /// with any other digest fails the build with `SourceMismatch` instead of building it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(patterns::SHA256_HEX))]
     pub sha256: Option<String>,

@@ -112,10 +112,20 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
             requeue(requeue_after.unwrap_or(MAX_RECHECK)),
         ),
         Action::RecordResult {
-            attempt, result, ..
+            attempt,
+            created,
+            result,
+            ..
         } => match verify(ctx, &secrets, build, result).await? {
             Ok(verified) => (
-                Some(succeeded(build, *attempt, result, &verified, &time)),
+                Some(succeeded(
+                    build,
+                    *attempt,
+                    created.map(Time),
+                    result,
+                    &verified,
+                    &time,
+                )),
                 Requeue::await_change(),
             ),
             Err(VerifyError::Unavailable { .. }) => (None, requeue(VERIFY_RECHECK)),
@@ -448,26 +458,41 @@ async fn poll_failed(
     }
 }
 
-/// On a change of phase or reason: an Event (reason = the condition's reason) and, for a final
-/// phase, the build metrics. Event failures are logged, not fatal: the status is the record.
+/// On a change of phase or reason: an Event and, for a final phase, the build metrics. Event
+/// failures are logged, not fatal: the status is the record.
 async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
     let old = build.status.as_ref();
-    let before = (old.and_then(|s| s.phase), ready(old).map(|r| r.0));
-    let now = ready(Some(new));
-    if before == (new.phase, now.as_ref().map(|r| r.0.clone())) {
-        return;
-    }
-    let Some((reason, message)) = now else {
-        return;
-    };
-    let phase = new.phase;
-    if let Some(p) = phase.filter(|p| p.is_terminal()) {
+    let changed = (old.and_then(|s| s.phase), ready(old).map(|r| r.0))
+        != (new.phase, ready(Some(new)).map(|r| r.0));
+    if let Some(p) = new.phase.filter(|p| changed && p.is_terminal()) {
         let seconds = match (&new.start_time, &new.completion_time) {
             (Some(start), Some(end)) => Some(end.0.duration_since(start.0).as_secs_f64()),
             _ => None,
         };
         ctx.metrics.finished(p, seconds);
     }
+    let Some(event) = transition_event(old, new) else {
+        return;
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
+        tracing::warn!("cannot publish Event: {e}");
+    }
+}
+
+/// The Event for a status change (reason = the Ready condition's reason): when the phase or
+/// reason changes, and when a new builder pod is recorded — a retry's pod is created while the
+/// build stays `Pending`, and each pod deserves its Event.
+pub(super) fn transition_event(
+    old: Option<&ImageBuildStatus>,
+    new: &ImageBuildStatus,
+) -> Option<Event> {
+    let before = (old.and_then(|s| s.phase), ready(old).map(|r| r.0));
+    let (reason, message) = ready(Some(new))?;
+    let new_pod = new.pod_name.is_some() && new.pod_name != old.and_then(|s| s.pod_name.clone());
+    if before == (new.phase, Some(reason.clone())) && !new_pod {
+        return None;
+    }
+    let phase = new.phase;
     let type_ = match phase {
         Some(Phase::Failed) => EventType::Warning,
         _ => EventType::Normal,
@@ -475,14 +500,15 @@ async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
     // Condition messages carry names, reasons and the builder's clipped error text; Secret data
     // never reaches them (observe.rs reads only names and keys).
     let note: String = message.chars().take(1000).collect();
-    let event = Event {
+    Some(Event {
         type_,
         reason,
         note: Some(note),
         action: phase.map_or_else(|| "Reconcile".to_owned(), |p| p.to_string()),
         secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
-        tracing::warn!("cannot publish Event: {e}");
-    }
+    })
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;
