@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -471,7 +471,7 @@ async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
         };
         ctx.metrics.finished(p, seconds);
     }
-    let Some(event) = transition_event(old, new) else {
+    let Some(event) = transition_event(old, new, build.namespace().as_deref()) else {
         return;
     };
     if let Err(e) = ctx.recorder.publish(&event, &build.object_ref(&())).await {
@@ -482,9 +482,15 @@ async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
 /// The Event for a status change (reason = the Ready condition's reason): when the phase or
 /// reason changes, and when a new builder pod is recorded — a retry's pod is created while the
 /// build stays `Pending`, and each pod deserves its Event.
+///
+/// The Event's related object is the pod it is about (the new status's pod, else the one a retry
+/// just left). kube's `Recorder` folds Events with the same type, reason, action and objects
+/// into one series and keeps the first note, so without it "builder pod app-1-2 created" would
+/// show as a repeat of "builder pod app-1-1 created".
 pub(super) fn transition_event(
     old: Option<&ImageBuildStatus>,
     new: &ImageBuildStatus,
+    namespace: Option<&str>,
 ) -> Option<Event> {
     let before = (old.and_then(|s| s.phase), ready(old).map(|r| r.0));
     let (reason, message) = ready(Some(new))?;
@@ -505,7 +511,17 @@ pub(super) fn transition_event(
         reason,
         note: Some(note),
         action: phase.map_or_else(|| "Reconcile".to_owned(), |p| p.to_string()),
-        secondary: None,
+        secondary: new
+            .pod_name
+            .as_ref()
+            .or(old.and_then(|s| s.pod_name.as_ref()))
+            .map(|pod| ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.clone()),
+                namespace: namespace.map(str::to_owned),
+                ..ObjectReference::default()
+            }),
     })
 }
 

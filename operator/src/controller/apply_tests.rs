@@ -34,11 +34,17 @@ fn create(attempt: i32) -> Action {
 /// Applies `action` to `status`, returning the new status and the note of its Event, if any.
 fn step(status: Option<&ImageBuildStatus>, action: &Action) -> (ImageBuildStatus, Option<String>) {
     let new = after_action(&build(status.cloned()), action, &at(10)).unwrap();
-    let event = transition_event(status, &new);
-    if let Some(e) = &event {
-        assert_eq!(e.type_, EventType::Normal, "{:?}", e.note);
-    }
-    (new, event.and_then(|e| e.note))
+    let event = transition_event(status, &new, Some("ns"));
+    let Some(e) = event else {
+        return (new, None);
+    };
+    assert_eq!(e.type_, EventType::Normal, "{:?}", e.note);
+    // The pod it is about: kube's Recorder folds Events that differ only in their note.
+    let related = e.secondary.and_then(|r| r.name);
+    let note = e
+        .note
+        .map(|n| format!("{n} [{}]", related.unwrap_or_default()));
+    (new, note)
 }
 
 /// Every builder pod gets a Normal Event, including a retry's, whose creation leaves the build
@@ -46,7 +52,10 @@ fn step(status: Option<&ImageBuildStatus>, action: &Action) -> (ImageBuildStatus
 #[test]
 fn each_created_pod_has_an_event() {
     let (s, note) = step(None, &create(1));
-    assert_eq!(note.as_deref(), Some("builder pod app-1-1 created"));
+    assert_eq!(
+        note.as_deref(),
+        Some("builder pod app-1-1 created [app-1-1]")
+    );
     let running = Action::Wait {
         why: Waiting::PodRunning {
             pod: "app-1-1".into(),
@@ -56,7 +65,10 @@ fn each_created_pod_has_an_event() {
         requeue_after: None,
     };
     let (s, note) = step(Some(&s), &running);
-    assert_eq!(note.as_deref(), Some("builder pod app-1-1 is running"));
+    assert_eq!(
+        note.as_deref(),
+        Some("builder pod app-1-1 is running [app-1-1]")
+    );
     let retry = Action::Retry {
         attempt: 1,
         failure: Failure {
@@ -68,9 +80,16 @@ fn each_created_pod_has_an_event() {
         stop: None,
     };
     let (s, note) = step(Some(&s), &retry);
-    assert!(note.unwrap().contains("retrying"));
+    let note = note.unwrap();
+    assert!(
+        note.contains("retrying") && note.ends_with("[app-1-1]"),
+        "{note}"
+    );
     let (s, note) = step(Some(&s), &create(2));
-    assert_eq!(note.as_deref(), Some("builder pod app-1-2 created"));
+    assert_eq!(
+        note.as_deref(),
+        Some("builder pod app-1-2 created [app-1-2]")
+    );
     // The same status again: no Event.
-    assert!(transition_event(Some(&s), &s).is_none());
+    assert!(transition_event(Some(&s), &s, Some("ns")).is_none());
 }
