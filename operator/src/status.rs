@@ -127,11 +127,15 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
             progress(&mut s, Phase::Pending, reason::PENDING, &message, now);
         }
         Action::Fail {
+            pod,
             attempt,
             failure,
             result,
             ..
         } => {
+            if let Some(pod) = pod {
+                attempt_pod(&mut s, &pod.name, *attempt, pod.created.map(Time), now);
+            }
             if let Some(result) = result {
                 reported(&mut s, result);
             }

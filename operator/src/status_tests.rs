@@ -66,7 +66,7 @@ fn table() {
         (wait(Waiting::PodStopping { pod: "app-1-1".into() }), None),
         (Action::MarkQueued, Some((Phase::Queued, "Queued", 1, None))),
         (Action::Retry { attempt: 1, failure: failure("Evicted"), after: Duration::ZERO, stop: None }, Some((Phase::Pending, "Pending", 2, None))),
-        (Action::Fail { attempt: 2, failure: failure("StepFailed"), result: None, stop: None }, Some((Phase::Failed, "StepFailed", 2, None))),
+        (Action::Fail { pod: None, attempt: 2, failure: failure("StepFailed"), result: None, stop: None }, Some((Phase::Failed, "StepFailed", 2, None))),
         (Action::MarkSpecInvalid { message: "bad".into() }, Some((Phase::Failed, "SpecInvalid", 1, None))),
         (Action::Cancel { pod: None }, Some((Phase::Cancelled, "Cancelled", 1, None))),
         (Action::DeletePod { pod: "x".into(), why: DeleteWhy::Ttl }, None),
@@ -113,6 +113,7 @@ fn failed_status_carries_the_builders_report() {
         _ => unreachable!(),
     };
     let action = Action::Fail {
+        pod: None,
         attempt: 1,
         failure,
         result: Some(result),
@@ -270,17 +271,31 @@ fn a_retry_records_the_new_pod_and_its_start_even_from_a_stale_cache() {
         )
     );
     // Stale caches: the retry's write, or attempt 1 still running.
+    let failed_2 = Action::Fail {
+        pod: Some(crate::reconcile::AttemptPod {
+            name: "app-1-2".into(),
+            created: Some(at(21).0),
+        }),
+        attempt: 2,
+        failure: failure(reason::STEP_FAILED),
+        result: None,
+        stop: None,
+    };
     for stale in [retried, first] {
-        let s = after_action(&mk_build(1, Some(stale)), &running_2, &at(30)).unwrap();
-        assert_eq!(
-            (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time),
-            (
-                Some(Phase::Building),
-                Some(2),
-                Some("app-1-2"),
-                Some(at(21))
-            )
+        let s = after_action(&mk_build(1, Some(stale.clone())), &running_2, &at(30)).unwrap();
+        let summary = (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time);
+        let want = (
+            Some(Phase::Building),
+            Some(2),
+            Some("app-1-2"),
+            Some(at(21)),
         );
+        assert_eq!(summary, want);
+        // A failure names the failed attempt's pod too, for `kubectl logs`.
+        let s = after_action(&mk_build(1, Some(stale)), &failed_2, &at(40)).unwrap();
+        let summary = (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time);
+        let want = (Some(Phase::Failed), Some(2), Some("app-1-2"), Some(at(21)));
+        assert_eq!(summary, want);
     }
 }
 
@@ -338,6 +353,7 @@ fn a_rebuild_leaves_the_final_phase_with_history_and_a_new_pod_name() {
     let done = after_action(
         &mk_build(1, Some(first)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: None,
@@ -381,6 +397,7 @@ fn a_rebuild_leaves_the_final_phase_with_history_and_a_new_pod_name() {
     let s = after_action(
         &mk_build(1, Some(s)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: None,
@@ -427,6 +444,7 @@ fn the_builders_sha256_joins_the_resolved_etag() {
     let s = after_action(
         &mk_build(1, Some(created)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: Some(result),

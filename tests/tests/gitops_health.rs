@@ -122,6 +122,7 @@ fn wait(why: Waiting) -> Action {
 
 fn fail(reason: &str, message: &str) -> Action {
     Action::Fail {
+        pod: None,
         attempt: 1,
         failure: Failure {
             reason: reason.into(),

@@ -131,6 +131,7 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
             Err(VerifyError::Unavailable { .. }) => (None, requeue(VERIFY_RECHECK)),
             Err(VerifyError::Refused { reason, message }) => {
                 let fail = Action::Fail {
+                    pod: None,
                     attempt: *attempt,
                     failure: Failure {
                         reason: reason.into(),

@@ -74,8 +74,10 @@ pub enum Action {
         stop: Option<String>,
     },
     /// The build of this generation failed for good. `result` is the builder's report when it
-    /// made one (its steps and source go into the status); `stop` as for `Retry`.
+    /// made one (its steps and source go into the status); `stop` as for `Retry`. `pod` is the
+    /// attempt's pod when one exists (the status names it, for `kubectl logs`).
     Fail {
+        pod: Option<AttemptPod>,
         attempt: i32,
         failure: Failure,
         result: Option<BuildResult>,
@@ -91,6 +93,14 @@ pub enum Action {
     MarkSpecInvalid { message: String },
     /// The status is final and nothing is left to clean up.
     Nothing,
+}
+
+/// The current attempt's pod as an action names it: the status records it from the action, not
+/// from the cached ImageBuild (see [`Waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPod {
+    pub name: String,
+    pub created: Option<Timestamp>,
 }
 
 /// Why an action waits.
@@ -198,7 +208,25 @@ pub fn decide(o: &Observed<'_>) -> Action {
         };
     }
     match pod {
-        Some(pod) => judge_pod(o, pod, attempt),
+        Some(pod) => match judge_pod(o, pod, attempt) {
+            Action::Fail {
+                pod: None,
+                attempt,
+                failure,
+                result,
+                stop,
+            } => Action::Fail {
+                pod: Some(AttemptPod {
+                    name: pod.name.clone(),
+                    created: pod.created,
+                }),
+                attempt,
+                failure,
+                result,
+                stop,
+            },
+            action => action,
+        },
         None if same_generation && status.pod_name.as_deref() == Some(&current_pod) => {
             // Status recorded this pod, yet it is gone with no result read: deleted or
             // garbage-collected (threats F2). The pod list is live, so this is not cache lag.
@@ -441,6 +469,7 @@ fn pod_detail(pod: &PodView) -> String {
 
 fn timed_out(o: &Observed<'_>, attempt: i32, stop: Option<String>) -> Action {
     Action::Fail {
+        pod: None,
         attempt,
         failure: failure(reason::TIMEOUT, deadline_message(o, None, None)),
         result: None,
@@ -483,6 +512,7 @@ fn judge_termination(
             )
         };
         return Action::Fail {
+            pod: None,
             attempt,
             failure: f,
             result: None,
@@ -493,6 +523,7 @@ fn judge_termination(
         return match parse_termination_message(&t.message) {
             Ok(result) => judge_result(o, pod, attempt, t.exit_code, result),
             Err(e) => Action::Fail {
+                pod: None,
                 attempt,
                 failure: failure(e.reason(), e.to_string()),
                 result: None,
@@ -521,6 +552,7 @@ fn judge_termination(
         )
     } else if t.exit_code == 0 {
         return Action::Fail {
+            pod: None,
             attempt,
             failure: failure(
                 reason::RESULT_INVALID,
@@ -536,6 +568,7 @@ fn judge_termination(
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
         return Action::Fail {
+            pod: None,
             attempt,
             failure: Failure {
                 exit_code: Some(t.exit_code),
@@ -569,6 +602,7 @@ fn judge_result(
             result,
         },
         Outcome::Pushed(_) => Action::Fail {
+            pod: None,
             attempt,
             failure: failure(
                 reason::RESULT_INVALID,
@@ -590,6 +624,7 @@ fn judge_result(
             let mut failure = Failure::from(f);
             failure.message = deadline_message(o, failure.step.as_deref(), failure.line);
             Action::Fail {
+                pod: None,
                 attempt,
                 failure,
                 result: Some(result),
@@ -602,6 +637,7 @@ fn judge_result(
                 retry_or_fail(o, attempt, failure, Some(result), None)
             } else {
                 Action::Fail {
+                    pod: None,
                     attempt,
                     failure,
                     result: Some(result),
@@ -633,6 +669,7 @@ pub(super) fn retry_or_fail(
         failure.message = format!("{} (attempt {attempt}, no retries left)", failure.message);
     }
     Action::Fail {
+        pod: None,
         attempt,
         failure,
         result,
