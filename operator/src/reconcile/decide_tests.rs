@@ -669,10 +669,15 @@ fn a_builder_timeout_names_the_deadline_or_is_a_deletion() {
     let mut pod = mk_pod(1, 1, PodPhase::Failed, timeout());
     pod.reason = Some("DeadlineExceeded".into());
     c.pods = vec![pod.clone()];
-    let Action::Fail { failure, pod, .. } = c.decide() else {
+    let Action::Fail {
+        failure,
+        pod: failed_pod,
+        ..
+    } = c.decide()
+    else {
         panic!("{:?}", c.decide());
     };
-    assert_eq!(pod.map(|p| p.name).as_deref(), Some("app-1-1"));
+    assert_eq!(failed_pod.map(|p| p.name).as_deref(), Some("app-1-1"));
     assert_eq!(failure.reason, reason::TIMEOUT);
     assert_eq!(
         failure.message,
