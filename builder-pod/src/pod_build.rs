@@ -393,7 +393,8 @@ fn build_failure(error: &BuildError) -> BuildFailure {
             _ => FailureReason::PullFailed,
         },
         BuildError::Unpack { .. } => FailureReason::PullFailed,
-        BuildError::Cancelled => FailureReason::Timeout,
+        // The operator tells a deadline from a deletion (the pod's reason) and words it.
+        BuildError::Cancelled | BuildError::CancelledStep { .. } => FailureReason::Timeout,
         BuildError::Store(_) | BuildError::Io { .. } | BuildError::Other(_) => {
             FailureReason::BuilderError
         }
@@ -402,9 +403,9 @@ fn build_failure(error: &BuildError) -> BuildFailure {
         reason,
         message: error.to_string(),
         step: match error {
-            BuildError::StepFailed { command, .. } | BuildError::StepKilled { command, .. } => {
-                Some(format!("RUN {command}"))
-            }
+            BuildError::StepFailed { command, .. }
+            | BuildError::StepKilled { command, .. }
+            | BuildError::CancelledStep { command, .. } => Some(format!("RUN {command}")),
             BuildError::Step { instruction, .. } => Some(instruction.clone()),
             _ => None,
         },
@@ -422,4 +423,28 @@ fn push_failure(error: &anyhow::Error) -> BuildFailure {
         _ => FailureReason::PushFailed,
     };
     failure(reason, format!("pushing: {error:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signal during a RUN is reported as `Timeout` with the step and line, so the operator can
+    /// say which step the deadline stopped (it words the message itself).
+    #[test]
+    fn a_cancelled_run_names_its_step() {
+        let f = build_failure(&BuildError::CancelledStep {
+            file: "Dockerfile".into(),
+            line: 2,
+            command: "/bin/sh -c sleep 600".into(),
+        });
+        assert_eq!(f.reason, FailureReason::Timeout);
+        assert_eq!(f.step.as_deref(), Some("RUN /bin/sh -c sleep 600"));
+        assert_eq!(f.line, Some(2));
+        let f = build_failure(&BuildError::Cancelled);
+        assert_eq!(
+            (f.reason, f.step, f.line),
+            (FailureReason::Timeout, None, None)
+        );
+    }
 }

@@ -54,7 +54,7 @@ impl Metrics {
         );
         registry.register(
             "stratum_build_duration_seconds",
-            "Time from a build's start to its final phase",
+            "Time from the start of a build's last attempt (status.startTime) to its final phase",
             duration.clone(),
         );
         registry.register(

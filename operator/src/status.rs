@@ -35,18 +35,12 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
             attempt,
             source,
         } => {
-            s.attempt = Some(*attempt);
-            s.pod_name = Some(rebuild_pod_name(
-                name,
-                generation.unwrap_or(1),
-                *rebuild,
-                *attempt,
-            ));
+            let pod = rebuild_pod_name(name, generation.unwrap_or(1), *rebuild, *attempt);
+            attempt_pod(&mut s, &pod, *attempt, None, now);
             // What the pod builds, before it starts (an inline source has no revision).
             if (source.git.is_some() || source.url.is_some()) && s.source.is_none() {
                 s.source = Some(source.clone());
             }
-            s.start_time.get_or_insert_with(|| now.clone());
             let message = format!(
                 "builder pod {} created",
                 s.pod_name.as_deref().unwrap_or_default()
@@ -54,18 +48,36 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
             progress(&mut s, Phase::Pending, reason::PENDING, &message, now);
         }
         Action::Wait { why, .. } => {
+            if let Waiting::PodStarting {
+                pod,
+                attempt,
+                created,
+            }
+            | Waiting::PodRunning {
+                pod,
+                attempt,
+                created,
+            }
+            | Waiting::NodeUnreachable {
+                pod,
+                attempt,
+                created,
+            } = why
+            {
+                attempt_pod(&mut s, pod, *attempt, created.map(Time), now);
+            }
             let (phase, reason, message) = match why {
-                Waiting::PodStarting { pod } => (
+                Waiting::PodStarting { pod, .. } => (
                     Phase::Pending,
                     reason::PENDING,
                     format!("builder pod {pod} is starting"),
                 ),
-                Waiting::PodRunning { pod } => (
+                Waiting::PodRunning { pod, .. } => (
                     Phase::Building,
                     reason::BUILDING,
                     format!("builder pod {pod} is running"),
                 ),
-                Waiting::NodeUnreachable { pod } => (
+                Waiting::NodeUnreachable { pod, .. } => (
                     Phase::Building,
                     reason::BUILDING,
                     format!("the node of builder pod {pod} stopped reporting"),
@@ -104,8 +116,10 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
                 None,
                 now,
             );
+            // The next attempt has no pod yet; its startTime is set when its pod is created.
             s.attempt = Some(attempt + 1);
             s.pod_name = None;
+            s.start_time = None;
             let message = format!(
                 "attempt {attempt} failed ({}): {}; retrying",
                 failure.reason, failure.message
@@ -113,11 +127,15 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
             progress(&mut s, Phase::Pending, reason::PENDING, &message, now);
         }
         Action::Fail {
+            pod,
             attempt,
             failure,
             result,
             ..
         } => {
+            if let Some(pod) = pod {
+                attempt_pod(&mut s, &pod.name, *attempt, pod.created.map(Time), now);
+            }
             if let Some(result) = result {
                 reported(&mut s, result);
             }
@@ -163,10 +181,12 @@ pub fn after_action(build: &ImageBuild, action: &Action, now: &Time) -> Option<I
     Some(s)
 }
 
-/// The status once the registry confirmed the builder's push.
+/// The status once the registry confirmed the builder's push; `started` is the creation time
+/// of the attempt's pod.
 pub fn succeeded(
     build: &ImageBuild,
     attempt: i32,
+    started: Option<Time>,
     result: &BuildResult,
     verified: &VerifiedImage,
     now: &Time,
@@ -176,18 +196,18 @@ pub fn succeeded(
         return s;
     }
     reported(&mut s, result);
-    s.attempt = Some(attempt);
     // The pod that produced this result, named from (generation, attempt) rather than kept from
     // `build.status`: the reconcile may see a cached build from before its own CreatePod status
     // write (after a retry cleared podName), and the status apply would then drop podName (seen
     // in the e2e eviction test).
     let name = build.metadata.name.as_deref().unwrap_or_default();
-    s.pod_name = Some(rebuild_pod_name(
+    let pod = rebuild_pod_name(
         name,
         s.observed_generation.unwrap_or(1),
         s.rebuild.unwrap_or(0),
         attempt,
-    ));
+    );
+    attempt_pod(&mut s, &pod, attempt, started, now);
     s.image_id = Some(verified.image_id.clone());
     s.digest = Some(verified.digest.clone());
     s.short_digest = short_digest(&verified.digest);
@@ -271,6 +291,25 @@ fn for_current_generation(build: &ImageBuild, now: &Time) -> ImageBuildStatus {
         history,
         ..ImageBuildStatus::default()
     }
+}
+
+/// Records `pod` as the running attempt's pod. `startTime` is when the current attempt started
+/// (as in Tekton, whose retries reset it; `spec.timeout` also applies per attempt): it changes
+/// only with the pod, so repeating this is a no-op. `created` is the pod's creation time when
+/// observed, else `now` (the pod is created in this reconcile). The cached status may predate
+/// this operator's own last write, so the pod and attempt come from the action, not from it.
+fn attempt_pod(
+    s: &mut ImageBuildStatus,
+    pod: &str,
+    attempt: i32,
+    created: Option<Time>,
+    now: &Time,
+) {
+    if s.pod_name.as_deref() != Some(pod) || s.start_time.is_none() {
+        s.start_time = Some(created.unwrap_or_else(|| now.clone()));
+    }
+    s.pod_name = Some(pod.to_owned());
+    s.attempt = Some(attempt);
 }
 
 fn is_final_for(build: &ImageBuild, s: &ImageBuildStatus) -> bool {

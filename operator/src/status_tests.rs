@@ -60,13 +60,13 @@ fn table() {
     #[rustfmt::skip]
     let rows: Vec<(Action, Option<Summary>)> = vec![
         (create(1), Some((Phase::Pending, "Pending", 1, Some("app-1-1")))),
-        (wait(Waiting::PodStarting { pod: "app-1-1".into() }), Some((Phase::Pending, "Pending", 1, None))),
-        (wait(Waiting::PodRunning { pod: "app-1-1".into() }), Some((Phase::Building, "Building", 1, None))),
+        (wait(Waiting::PodStarting { pod: "app-1-1".into(), attempt: 1, created: None }), Some((Phase::Pending, "Pending", 1, Some("app-1-1")))),
+        (wait(Waiting::PodRunning { pod: "app-1-1".into(), attempt: 1, created: None }), Some((Phase::Building, "Building", 1, Some("app-1-1")))),
         (wait(Waiting::SecretsMissing { problems: vec!["no secret x".into()] }), Some((Phase::Pending, "SecretInvalid", 1, None))),
         (wait(Waiting::PodStopping { pod: "app-1-1".into() }), None),
         (Action::MarkQueued, Some((Phase::Queued, "Queued", 1, None))),
         (Action::Retry { attempt: 1, failure: failure("Evicted"), after: Duration::ZERO, stop: None }, Some((Phase::Pending, "Pending", 2, None))),
-        (Action::Fail { attempt: 2, failure: failure("StepFailed"), result: None, stop: None }, Some((Phase::Failed, "StepFailed", 2, None))),
+        (Action::Fail { pod: None, attempt: 2, failure: failure("StepFailed"), result: None, stop: None }, Some((Phase::Failed, "StepFailed", 2, None))),
         (Action::MarkSpecInvalid { message: "bad".into() }, Some((Phase::Failed, "SpecInvalid", 1, None))),
         (Action::Cancel { pod: None }, Some((Phase::Cancelled, "Cancelled", 1, None))),
         (Action::DeletePod { pod: "x".into(), why: DeleteWhy::Ttl }, None),
@@ -113,6 +113,7 @@ fn failed_status_carries_the_builders_report() {
         _ => unreachable!(),
     };
     let action = Action::Fail {
+        pod: None,
         attempt: 1,
         failure,
         result: Some(result),
@@ -146,7 +147,14 @@ fn success_records_the_verified_image_and_never_regresses() {
         layers: Vec::new(),
     };
     let running = after_action(&mk_build(1, None), &create(1), &at(1)).unwrap();
-    let s = succeeded(&mk_build(1, Some(running)), 1, &result, &verified, &at(9));
+    let s = succeeded(
+        &mk_build(1, Some(running)),
+        1,
+        None,
+        &result,
+        &verified,
+        &at(9),
+    );
     assert_eq!(s.phase, Some(Phase::Succeeded));
     // The registry's digest, not the builder's claim.
     assert_eq!(s.digest.as_deref(), Some(digest.as_str()));
@@ -197,10 +205,98 @@ fn success_from_a_lagging_status_names_the_attempts_pod() {
     };
     let retried = after_action(&mk_build(1, Some(first)), &retry, &at(2)).unwrap();
     assert_eq!(retried.pod_name, None);
-    let s = succeeded(&mk_build(1, Some(retried)), 2, &result, &verified, &at(9));
+    let s = succeeded(
+        &mk_build(1, Some(retried)),
+        2,
+        Some(at(8)),
+        &result,
+        &verified,
+        &at(9),
+    );
     assert_eq!(s.phase, Some(Phase::Succeeded));
     assert_eq!(s.attempt, Some(2));
     assert_eq!(s.pod_name.as_deref(), Some("app-1-2"));
+    // The attempt's pod started it; attempt 1's start went with the retry.
+    assert_eq!(s.start_time, Some(at(8)));
+}
+
+/// After a retry, the status names attempt 2's pod and its start, whichever status the
+/// (possibly lagging) cache shows: attempt 1 running, or the retry's own write.
+#[test]
+fn a_retry_records_the_new_pod_and_its_start_even_from_a_stale_cache() {
+    let created = at(1);
+    let first = after_action(&mk_build(1, None), &create(1), &created).unwrap();
+    let running_1 = Action::Wait {
+        why: Waiting::PodRunning {
+            pod: "app-1-1".into(),
+            attempt: 1,
+            created: Some(created.0),
+        },
+        requeue_after: None,
+    };
+    let first = after_action(&mk_build(1, Some(first)), &running_1, &at(2)).unwrap();
+    let retry = Action::Retry {
+        attempt: 1,
+        failure: failure(reason::POD_DELETED),
+        after: Duration::from_secs(10),
+        stop: None,
+    };
+    let retried = after_action(&mk_build(1, Some(first.clone())), &retry, &at(3)).unwrap();
+    assert_eq!(
+        (retried.pod_name.as_deref(), retried.start_time.as_ref()),
+        (None, None)
+    );
+
+    let second = after_action(&mk_build(1, Some(retried.clone())), &create(2), &at(20)).unwrap();
+    assert_eq!(second.pod_name.as_deref(), Some("app-1-2"));
+    assert_eq!(second.start_time, Some(at(20)));
+
+    let running_2 = Action::Wait {
+        why: Waiting::PodRunning {
+            pod: "app-1-2".into(),
+            attempt: 2,
+            created: Some(at(21).0),
+        },
+        requeue_after: None,
+    };
+    // Fresh cache: the start recorded at creation stays (the write is idempotent).
+    let s = after_action(&mk_build(1, Some(second)), &running_2, &at(30)).unwrap();
+    assert_eq!(
+        (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time),
+        (
+            Some(Phase::Building),
+            Some(2),
+            Some("app-1-2"),
+            Some(at(20))
+        )
+    );
+    // Stale caches: the retry's write, or attempt 1 still running.
+    let failed_2 = Action::Fail {
+        pod: Some(crate::reconcile::AttemptPod {
+            name: "app-1-2".into(),
+            created: Some(at(21).0),
+        }),
+        attempt: 2,
+        failure: failure(reason::STEP_FAILED),
+        result: None,
+        stop: None,
+    };
+    for stale in [retried, first] {
+        let s = after_action(&mk_build(1, Some(stale.clone())), &running_2, &at(30)).unwrap();
+        let summary = (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time);
+        let want = (
+            Some(Phase::Building),
+            Some(2),
+            Some("app-1-2"),
+            Some(at(21)),
+        );
+        assert_eq!(summary, want);
+        // A failure names the failed attempt's pod too, for `kubectl logs`.
+        let s = after_action(&mk_build(1, Some(stale)), &failed_2, &at(40)).unwrap();
+        let summary = (s.phase, s.attempt, s.pod_name.as_deref(), s.start_time);
+        let want = (Some(Phase::Failed), Some(2), Some("app-1-2"), Some(at(21)));
+        assert_eq!(summary, want);
+    }
 }
 
 #[test]
@@ -257,6 +353,7 @@ fn a_rebuild_leaves_the_final_phase_with_history_and_a_new_pod_name() {
     let done = after_action(
         &mk_build(1, Some(first)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: None,
@@ -300,6 +397,7 @@ fn a_rebuild_leaves_the_final_phase_with_history_and_a_new_pod_name() {
     let s = after_action(
         &mk_build(1, Some(s)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: None,
@@ -346,6 +444,7 @@ fn the_builders_sha256_joins_the_resolved_etag() {
     let s = after_action(
         &mk_build(1, Some(created)),
         &Action::Fail {
+            pod: None,
             attempt: 1,
             failure: failure("StepFailed"),
             result: Some(result),

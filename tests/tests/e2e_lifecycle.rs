@@ -205,6 +205,14 @@ async fn eviction(cluster: &Cluster) -> anyhow::Result<()> {
         evicted.reason.as_deref() == Some(reason::EVICTED),
         "{evicted:?}"
     );
+    // Each pod has its Event, the retry's too (it is created while the build stays Pending).
+    let described = cluster.kubectl(&["describe", "ib", "evict"]).await?;
+    for pod in ["evict-1-1", "evict-1-2"] {
+        ensure!(
+            described.contains(&format!("builder pod {pod} created")),
+            "no Event for {pod}:\n{described}"
+        );
+    }
     Ok(())
 }
 

@@ -122,6 +122,7 @@ fn wait(why: Waiting) -> Action {
 
 fn fail(reason: &str, message: &str) -> Action {
     Action::Fail {
+        pod: None,
         attempt: 1,
         failure: Failure {
             reason: reason.into(),
@@ -171,6 +172,8 @@ fn health_follows_the_operator_status() {
         &pending,
         &wait(Waiting::PodRunning {
             pod: "app-1-1".into(),
+            attempt: 1,
+            created: None,
         }),
     );
     let queued = after(&fresh, &Action::MarkQueued);

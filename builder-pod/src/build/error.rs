@@ -65,6 +65,15 @@ pub enum BuildError {
     #[error("the build was cancelled")]
     Cancelled,
 
+    /// SIGTERM or SIGINT stopped a running `RUN` (in a pod: its deadline, or its deletion), so
+    /// the failure can name the step.
+    #[error("{file}:{line}: the build was cancelled during RUN {command}")]
+    CancelledStep {
+        file: String,
+        line: usize,
+        command: String,
+    },
+
     #[error("{0}")]
     Other(String),
 }
@@ -77,7 +86,7 @@ impl BuildError {
             Self::StepFailed { .. } | Self::StepKilled { .. } | Self::Step { .. } => "StepFailed",
             Self::Pull { .. } | Self::Unpack { .. } => "BaseImageFailed",
             Self::Store(_) | Self::Io { .. } | Self::Other(_) => "InternalError",
-            Self::Cancelled => "Cancelled",
+            Self::Cancelled | Self::CancelledStep { .. } => "Cancelled",
         }
     }
 
@@ -86,7 +95,8 @@ impl BuildError {
         match self {
             Self::StepFailed { line, .. }
             | Self::StepKilled { line, .. }
-            | Self::Step { line, .. } => Some(*line),
+            | Self::Step { line, .. }
+            | Self::CancelledStep { line, .. } => Some(*line),
             Self::Dockerfile(e) => e.line,
             _ => None,
         }

@@ -463,7 +463,11 @@ fn run(
         ctx.exec.cancel_token(),
     );
     let status = status.map_err(|e| match e {
-        sandbox::SandboxError::Cancelled => BuildError::Cancelled,
+        sandbox::SandboxError::Cancelled => BuildError::CancelledStep {
+            file: ctx.file.to_owned(),
+            line: ctx.line,
+            command: argv.join(" "),
+        },
         other => ctx.fail("RUN", other.to_string()),
     })?;
     let command = argv.join(" ");

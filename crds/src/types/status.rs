@@ -48,11 +48,14 @@ pub struct ImageBuildStatus {
     #[schemars(range(min = 0))]
     pub rebuild: Option<i32>,
 
-    /// The builder pod of the current attempt.
+    /// The builder pod of the current attempt (`kubectl logs` it). Absent between a failed
+    /// attempt and its retry's pod; earlier attempts are in `history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
 
-    /// When the current build started.
+    /// When the current attempt started: its builder pod was created. A retry starts it again,
+    /// as in Tekton (`spec.timeout` applies to each attempt too); earlier attempts are in
+    /// `history`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -113,15 +113,26 @@ async fn reconcile_one(build: &ImageBuild, ctx: &Context) -> Result<Requeue, Err
             requeue(requeue_after.unwrap_or(MAX_RECHECK)),
         ),
         Action::RecordResult {
-            attempt, result, ..
+            attempt,
+            created,
+            result,
+            ..
         } => match verify(ctx, &secrets, build, result).await? {
             Ok(verified) => (
-                Some(succeeded(build, *attempt, result, &verified, &time)),
+                Some(succeeded(
+                    build,
+                    *attempt,
+                    created.map(Time),
+                    result,
+                    &verified,
+                    &time,
+                )),
                 Requeue::await_change(),
             ),
             Err(VerifyError::Unavailable { .. }) => (None, requeue(VERIFY_RECHECK)),
             Err(VerifyError::Refused { reason, message }) => {
                 let fail = Action::Fail {
+                    pod: None,
                     attempt: *attempt,
                     failure: Failure {
                         reason: reason.into(),
@@ -451,43 +462,25 @@ async fn poll_failed(
     }
 }
 
-/// On a change of phase or reason: an Event (reason = the condition's reason) and, for a final
-/// phase, the build metrics. Event failures are logged, not fatal: the status is the record.
+/// On a change of phase or reason: an Event and, for a final phase, the build metrics. Event
+/// failures are logged, not fatal: the status is the record.
 async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
     let old = build.status.as_ref();
-    let before = (old.and_then(|s| s.phase), ready(old).map(|r| r.0));
-    let now = ready(Some(new));
-    if before == (new.phase, now.as_ref().map(|r| r.0.clone())) {
-        return;
-    }
-    let Some((reason, message)) = now else {
-        return;
-    };
-    let phase = new.phase;
-    if let Some(p) = phase.filter(|p| p.is_terminal()) {
+    let changed = (old.and_then(|s| s.phase), ready(old).map(|r| r.0))
+        != (new.phase, ready(Some(new)).map(|r| r.0));
+    if let Some(p) = new.phase.filter(|p| changed && p.is_terminal()) {
         let seconds = match (&new.start_time, &new.completion_time) {
             (Some(start), Some(end)) => Some(end.0.duration_since(start.0).as_secs_f64()),
             _ => None,
         };
         ctx.metrics.finished(p, seconds);
     }
-    let type_ = match phase {
-        Some(Phase::Failed) => EventType::Warning,
-        _ => EventType::Normal,
-    };
-    // Condition messages carry names, reasons and the builder's clipped error text; Secret data
-    // never reaches them (observe.rs reads only names and keys).
-    let note: String = message.chars().take(1000).collect();
-    let event = Event {
-        type_,
-        reason,
-        note: Some(note),
-        action: phase.map_or_else(|| "Reconcile".to_owned(), |p| p.to_string()),
-        secondary: None,
+    let Some(event) = transition_event(old, new, build.namespace().as_deref()) else {
+        return;
     };
     // A recorder of its own, i.e. an empty Event cache: kube's `Recorder` folds an Event into an
-    // earlier one with the same type, action and reason for 6 minutes and keeps the earlier
-    // note, so a retry's, a new generation's or a pollInterval rebuild's `Pending` and
+    // earlier one with the same type, action, reason and objects for 6 minutes and keeps the
+    // earlier note, so a retry's, a new generation's or a pollInterval rebuild's `Pending` and
     // `BuildSucceeded` would show the previous build's message and digest (found by
     // tests/tests/e2e_sources.rs). Transitions are few; each is an Event of its own. Failed
     // polls (`poll_failed`) repeat the same news and keep the shared, folding recorder.
@@ -496,3 +489,53 @@ async fn transition(ctx: &Context, build: &ImageBuild, new: &ImageBuildStatus) {
         tracing::warn!("cannot publish Event: {e}");
     }
 }
+
+/// The Event for a status change (reason = the Ready condition's reason): when the phase or
+/// reason changes, and when a new builder pod is recorded — a retry's pod is created while the
+/// build stays `Pending`, and each pod deserves its Event.
+///
+/// The Event's related object is the pod it is about (the new status's pod, else the one a retry
+/// just left). kube's `Recorder` folds Events with the same type, reason, action and objects
+/// into one series and keeps the first note, so without it "builder pod app-1-2 created" would
+/// show as a repeat of "builder pod app-1-1 created".
+pub(super) fn transition_event(
+    old: Option<&ImageBuildStatus>,
+    new: &ImageBuildStatus,
+    namespace: Option<&str>,
+) -> Option<Event> {
+    let before = (old.and_then(|s| s.phase), ready(old).map(|r| r.0));
+    let (reason, message) = ready(Some(new))?;
+    let new_pod = new.pod_name.is_some() && new.pod_name != old.and_then(|s| s.pod_name.clone());
+    if before == (new.phase, Some(reason.clone())) && !new_pod {
+        return None;
+    }
+    let phase = new.phase;
+    let type_ = match phase {
+        Some(Phase::Failed) => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    // Condition messages carry names, reasons and the builder's clipped error text; Secret data
+    // never reaches them (observe.rs reads only names and keys).
+    let note: String = message.chars().take(1000).collect();
+    Some(Event {
+        type_,
+        reason,
+        note: Some(note),
+        action: phase.map_or_else(|| "Reconcile".to_owned(), |p| p.to_string()),
+        secondary: new
+            .pod_name
+            .as_ref()
+            .or(old.and_then(|s| s.pod_name.as_ref()))
+            .map(|pod| ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod.clone()),
+                namespace: namespace.map(str::to_owned),
+                ..ObjectReference::default()
+            }),
+    })
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

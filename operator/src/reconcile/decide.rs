@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use stratum_crds::contract::Outcome;
+use k8s_openapi::jiff::Timestamp;
+use stratum_crds::contract::{FailureReason, Outcome};
 use stratum_crds::{
     BuildResult, Failure, ImageBuildStatus, ResolvedSource, parse_termination_message, reason,
 };
@@ -56,9 +57,11 @@ pub enum Action {
         requeue_after: Option<Duration>,
     },
     /// The builder reported a pushed image: verify it in the registry, then record `Succeeded`.
+    /// `created` is the pod's creation time (the attempt's `startTime`).
     RecordResult {
         attempt: i32,
         pod: String,
+        created: Option<Timestamp>,
         result: BuildResult,
     },
     /// An infrastructure failure with retries left: record `failure` for `attempt` in the
@@ -71,8 +74,10 @@ pub enum Action {
         stop: Option<String>,
     },
     /// The build of this generation failed for good. `result` is the builder's report when it
-    /// made one (its steps and source go into the status); `stop` as for `Retry`.
+    /// made one (its steps and source go into the status); `stop` as for `Retry`. `pod` is the
+    /// attempt's pod when one exists (the status names it, for `kubectl logs`).
     Fail {
+        pod: Option<AttemptPod>,
         attempt: i32,
         failure: Failure,
         result: Option<BuildResult>,
@@ -90,17 +95,41 @@ pub enum Action {
     Nothing,
 }
 
+/// The current attempt's pod as an action names it: the status records it from the action, not
+/// from the cached ImageBuild (see [`Waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptPod {
+    pub name: String,
+    pub created: Option<Timestamp>,
+}
+
 /// Why an action waits.
+///
+/// The waits on the current attempt's pod name its attempt and creation time: the status records
+/// them from the action, not from the cached ImageBuild, which may predate this operator's own
+/// last status write (after a retry it would still say "no pod" or name the old one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Waiting {
     /// The pod is scheduled or pulling its image.
-    PodStarting { pod: String },
+    PodStarting {
+        pod: String,
+        attempt: i32,
+        created: Option<Timestamp>,
+    },
     /// The builder runs.
-    PodRunning { pod: String },
+    PodRunning {
+        pod: String,
+        attempt: i32,
+        created: Option<Timestamp>,
+    },
     /// The pod is being deleted; its final state decides.
     PodStopping { pod: String },
     /// The pod's node stopped reporting; the deadline decides.
-    NodeUnreachable { pod: String },
+    NodeUnreachable {
+        pod: String,
+        attempt: i32,
+        created: Option<Timestamp>,
+    },
     /// The delay before `attempt`.
     Backoff { attempt: i32 },
     /// Secrets the spec names are missing or of the wrong type.
@@ -179,7 +208,25 @@ pub fn decide(o: &Observed<'_>) -> Action {
         };
     }
     match pod {
-        Some(pod) => judge_pod(o, pod, attempt),
+        Some(pod) => match judge_pod(o, pod, attempt) {
+            Action::Fail {
+                pod: None,
+                attempt,
+                failure,
+                result,
+                stop,
+            } => Action::Fail {
+                pod: Some(AttemptPod {
+                    name: pod.name.clone(),
+                    created: pod.created,
+                }),
+                attempt,
+                failure,
+                result,
+                stop,
+            },
+            action => action,
+        },
         None if same_generation && status.pod_name.as_deref() == Some(&current_pod) => {
             // Status recorded this pod, yet it is gone with no result read: deleted or
             // garbage-collected (threats F2). The pod list is live, so this is not cache lag.
@@ -388,15 +435,22 @@ fn judge_pod(o: &Observed<'_>, pod: &PodView, attempt: i32) -> Action {
         }
         return timed_out(o, attempt, Some(pod.name.clone()));
     }
+    let (name, created) = (pod.name.clone(), pod.created);
     let why = match (pod.phase, &pod.container) {
         (PodPhase::Unknown, _) => Waiting::NodeUnreachable {
-            pod: pod.name.clone(),
+            pod: name,
+            attempt,
+            created,
         },
         (_, ContainerView::Running) => Waiting::PodRunning {
-            pod: pod.name.clone(),
+            pod: name,
+            attempt,
+            created,
         },
         _ => Waiting::PodStarting {
-            pod: pod.name.clone(),
+            pod: name,
+            attempt,
+            created,
         },
     };
     Action::Wait {
@@ -414,6 +468,17 @@ fn pod_detail(pod: &PodView) -> String {
 }
 
 fn timed_out(o: &Observed<'_>, attempt: i32, stop: Option<String>) -> Action {
+    Action::Fail {
+        pod: None,
+        attempt,
+        failure: failure(reason::TIMEOUT, deadline_message(o, None, None)),
+        result: None,
+        stop,
+    }
+}
+
+/// "the build ran longer than spec.timeout (10m)", with the step it was on when known.
+fn deadline_message(o: &Observed<'_>, step: Option<&str>, line: Option<i32>) -> String {
     let limit = match &o.build.spec.timeout {
         Some(timeout) => format!("spec.timeout ({timeout})"),
         None => format!(
@@ -421,16 +486,13 @@ fn timed_out(o: &Observed<'_>, attempt: i32, stop: Option<String>) -> Action {
             o.default_timeout.as_secs()
         ),
     };
-    let f = failure(
-        reason::TIMEOUT,
-        format!("the build ran longer than {limit}"),
-    );
-    Action::Fail {
-        attempt,
-        failure: f,
-        result: None,
-        stop,
-    }
+    let at = match (step, line) {
+        (Some(step), Some(line)) => format!("; it was on {step} (line {line})"),
+        (Some(step), None) => format!("; it was on {step}"),
+        (None, Some(line)) => format!("; it was on line {line}"),
+        (None, None) => String::new(),
+    };
+    format!("the build ran longer than {limit}{at}")
 }
 
 fn judge_termination(
@@ -450,6 +512,7 @@ fn judge_termination(
             )
         };
         return Action::Fail {
+            pod: None,
             attempt,
             failure: f,
             result: None,
@@ -460,6 +523,7 @@ fn judge_termination(
         return match parse_termination_message(&t.message) {
             Ok(result) => judge_result(o, pod, attempt, t.exit_code, result),
             Err(e) => Action::Fail {
+                pod: None,
                 attempt,
                 failure: failure(e.reason(), e.to_string()),
                 result: None,
@@ -488,6 +552,7 @@ fn judge_termination(
         )
     } else if t.exit_code == 0 {
         return Action::Fail {
+            pod: None,
             attempt,
             failure: failure(
                 reason::RESULT_INVALID,
@@ -503,6 +568,7 @@ fn judge_termination(
             .map(|r| format!(" ({r})"))
             .unwrap_or_default();
         return Action::Fail {
+            pod: None,
             attempt,
             failure: Failure {
                 exit_code: Some(t.exit_code),
@@ -532,9 +598,11 @@ fn judge_result(
         Outcome::Pushed(_) if exit_code == 0 => Action::RecordResult {
             attempt,
             pod: pod.name.clone(),
+            created: pod.created,
             result,
         },
         Outcome::Pushed(_) => Action::Fail {
+            pod: None,
             attempt,
             failure: failure(
                 reason::RESULT_INVALID,
@@ -543,12 +611,33 @@ fn judge_result(
             result: None,
             stop: None,
         },
+        Outcome::Failed(f) if f.reason == FailureReason::Timeout => {
+            // The builder reports `Timeout` when SIGTERM stopped it ("the build was cancelled"):
+            // the kubelet sends it at the pod's deadline and when the pod is deleted.
+            if pod.deleting && pod.reason.as_deref() != Some("DeadlineExceeded") {
+                let f = failure(
+                    reason::POD_DELETED,
+                    format!("the builder pod {} was deleted while it ran", pod.name),
+                );
+                return retry_or_fail(o, attempt, f, Some(result), None);
+            }
+            let mut failure = Failure::from(f);
+            failure.message = deadline_message(o, failure.step.as_deref(), failure.line);
+            Action::Fail {
+                pod: None,
+                attempt,
+                failure,
+                result: Some(result),
+                stop: None,
+            }
+        }
         Outcome::Failed(f) => {
             let failure = Failure::from(f);
             if reason::is_retryable(&failure.reason) {
                 retry_or_fail(o, attempt, failure, Some(result), None)
             } else {
                 Action::Fail {
+                    pod: None,
                     attempt,
                     failure,
                     result: Some(result),
@@ -580,6 +669,7 @@ pub(super) fn retry_or_fail(
         failure.message = format!("{} (attempt {attempt}, no retries left)", failure.message);
     }
     Action::Fail {
+        pod: None,
         attempt,
         failure,
         result,

@@ -651,3 +651,78 @@ fn check(
         assert!(!matches!(action, Action::RecordResult { .. }), "{row}");
     }
 }
+
+/// The builder reports `Timeout` ("the build was cancelled") when SIGTERM stopped it: at the
+/// pod's deadline the status names the deadline and the step; a deleted pod is retried.
+#[test]
+fn a_builder_timeout_names_the_deadline_or_is_a_deletion() {
+    let timeout = || {
+        let mut result = failed(FailureReason::Timeout);
+        if let stratum_crds::contract::Outcome::Failed(f) = &mut result.outcome {
+            f.message = "the build was cancelled".into();
+            f.exit_code = None;
+        }
+        terminated(1, Some("Error"), result.encode())
+    };
+    let mut c = case(Some(Phase::Building), PodState::None, 1, 2);
+    c.build.spec.timeout = Some(stratum_crds::GoDuration::new("10m"));
+    let mut pod = mk_pod(1, 1, PodPhase::Failed, timeout());
+    pod.reason = Some("DeadlineExceeded".into());
+    c.pods = vec![pod.clone()];
+    let Action::Fail {
+        failure,
+        pod: failed_pod,
+        ..
+    } = c.decide()
+    else {
+        panic!("{:?}", c.decide());
+    };
+    assert_eq!(failed_pod.map(|p| p.name).as_deref(), Some("app-1-1"));
+    assert_eq!(failure.reason, reason::TIMEOUT);
+    assert_eq!(
+        failure.message,
+        "the build ran longer than spec.timeout (10m); it was on RUN make (line 3)"
+    );
+
+    // Without spec.timeout the operator's default is the limit.
+    c.build.spec.timeout = None;
+    let Action::Fail { failure, .. } = c.decide() else {
+        panic!("{:?}", c.decide());
+    };
+    assert!(
+        failure
+            .message
+            .starts_with("the build ran longer than the operator's default timeout (1800s)"),
+        "{}",
+        failure.message
+    );
+
+    // SIGTERM from a deletion is not a timeout: an infrastructure failure, retried.
+    pod.reason = None;
+    pod.deleting = true;
+    c.pods = vec![pod];
+    assert_eq!(summary(&c.decide()), "Retry 1 PodDeleted");
+}
+
+/// Waits on the current pod name its attempt and creation time, so the status can record them
+/// even when the cached ImageBuild predates the operator's own last write.
+#[test]
+fn waits_name_the_attempt_and_its_pod() {
+    let c = case(Some(Phase::Pending), PodState::Running, 2, 2);
+    let Action::Wait {
+        why:
+            Waiting::PodRunning {
+                pod,
+                attempt,
+                created,
+            },
+        ..
+    } = c.decide()
+    else {
+        panic!("{:?}", c.decide());
+    };
+    assert_eq!(
+        (pod.as_str(), attempt, created),
+        ("app-1-2", 2, Some(ts(NOW - 60)))
+    );
+}

@@ -10,6 +10,6 @@ mod decide_tests;
 #[cfg(test)]
 mod source_tests;
 
-pub use decide::{Action, DeleteWhy, Waiting, decide, retry_backoff};
+pub use decide::{Action, AttemptPod, DeleteWhy, Waiting, decide, retry_backoff};
 pub use observed::{ContainerView, Observed, PodPhase, PodView, SourceCheck, Terminated};
 pub use source::{FINALIZER, FINALIZER_TIMEOUT};

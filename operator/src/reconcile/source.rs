@@ -89,6 +89,7 @@ pub fn resolve_failed(
         return retry_or_fail(o, attempt, f, None, None);
     }
     Action::Fail {
+        pod: None,
         attempt,
         failure: f,
         result: None,
