@@ -194,6 +194,13 @@ RUN echo \"ran-two-$GREETING\" | tee /two
 CMD [\"cat\", \"/two\"]
 ";
 
+/// Waits until the wall clock is in a later second: history times have one-second resolution
+/// (RFC 3339), so on a quiet machine two small builds can otherwise share every timestamp and
+/// rightly produce the same image ID.
+fn next_second() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 const FILES: &[(&str, &str)] = &[("a.txt", "a\n"), ("b.txt", "b\n")];
 
 #[test]
@@ -238,6 +245,7 @@ fn a_fresh_builder_reuses_every_step_and_reproduces_the_image() {
     assert!(b.warnings.is_empty(), "{:?}", b.warnings);
 
     // Without the cache repository a fresh builder runs everything again.
+    next_second();
     let alone = f.build(&f.fresh_cache("alone"), &[], &ctx);
     assert!(alone.log.contains("ran-hello-one"));
     assert_ne!(alone.image_id, a.image_id, "new history times");
@@ -287,6 +295,7 @@ fn no_cache_reads_nothing_but_refreshes_the_repository() {
     let cache_repo = ["--cache-repo", repo.as_str()];
     let old = f.build(&f.fresh_cache("old"), &cache_repo, &ctx);
 
+    next_second();
     let refreshed = f.build(
         &f.fresh_cache("refresh"),
         &["--no-cache", "--cache-repo", repo.as_str()],
