@@ -7,8 +7,9 @@
 //! library's git and object clients; tests use a table-driven double.
 //!
 //! Answers reach status, Events and logs, so they must never carry credentials: URLs are shown
-//! without userinfo ([`display_url`]) and every message is scrubbed of the Secret's values
-//! ([`scrub`]) in case a remote echoes them.
+//! through the builder library's own redaction (`source::object::redact`, and the git errors'
+//! `source::git::redact`), and every message is scrubbed of the Secret's values ([`scrub`]) in
+//! case a remote echoes them.
 
 pub mod builder;
 mod object;
@@ -38,20 +39,6 @@ pub trait SourceResolver: Send + Sync {
     fn resolve<'a>(&'a self, request: ResolveRequest<'a>) -> BoxFuture<'a, SourceCheck>;
 }
 
-/// `url` without the userinfo part (`https://user:token@host/…` → `https://host/…`), for
-/// messages. scp-like git URLs (`git@host:org/repo`) name a login, not a credential, and stay.
-pub fn display_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => format!("{scheme}://{}{path}", &authority[at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 /// `text` with every value of `secret` that is long enough to be a credential replaced by
 /// `***`. Defence in depth: the libraries' errors should not contain credentials, but a
 /// server's error page may echo what it was sent.
@@ -74,27 +61,6 @@ pub fn scrub(text: &str, secret: Option<&BTreeMap<String, ByteString>>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_their_userinfo() {
-        let cases = [
-            (
-                "https://user:tok@git.example.com/a.git",
-                "https://git.example.com/a.git",
-            ),
-            (
-                "https://tok@git.example.com:8443/a.git?x=y",
-                "https://git.example.com:8443/a.git?x=y",
-            ),
-            ("ssh://git@host/org/repo.git", "ssh://host/org/repo.git"),
-            ("https://host/a@b", "https://host/a@b"),
-            ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),
-            ("s3://bucket/key", "s3://bucket/key"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(display_url(url), shown, "{url}");
-        }
-    }
 
     #[test]
     fn secret_values_are_scrubbed() {

@@ -10,7 +10,7 @@ use stratum_builder::source::object::{self, ObjectAuth};
 use stratum_crds::{ResolvedSource, ResolvedUrl, UrlSource};
 
 use super::builder::secret_dir;
-use super::{SourceCheck, display_url, scrub};
+use super::{SourceCheck, scrub};
 
 /// The version of the object `source.url` names now.
 pub(super) fn probe_url(
@@ -23,7 +23,7 @@ pub(super) fn probe_url(
         message: scrub(
             &format!(
                 "cannot read the version of {}: {detail}",
-                display_url(&source.url)
+                object::redact(&source.url)
             ),
             secret,
         ),
