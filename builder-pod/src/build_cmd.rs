@@ -214,11 +214,8 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         Arc::new(client.clone()),
         sink.clone(),
         cancel,
-    )?;
-    let executor = match cache_repo {
-        Some(repo) => executor.with_cache_repository(repo),
-        None => executor,
-    };
+    )?
+    .with_cache_repository(cache_repo);
     let outcome = executor.run()?;
 
     write_outputs(&store, &outcome, &outputs, &tags, args)?;

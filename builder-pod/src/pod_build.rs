@@ -222,11 +222,8 @@ fn build(
         sink.clone(),
         cancel,
     )
-    .map_err(|e| builder_error(&e))?;
-    let executor = match cache_repo {
-        Some(repo) => executor.with_cache_repository(repo),
-        None => executor,
-    };
+    .map_err(|e| builder_error(&e))?
+    .with_cache_repository(cache_repo);
     let outcome = executor.run().map_err(|e| build_failure(&e))?;
     push_all(&store, &client, &outcome, &tags, &*sink).map_err(|e| push_failure(&e))?;
     let mut result = result_of(&store, &outcome);

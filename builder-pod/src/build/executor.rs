@@ -133,11 +133,11 @@ impl Executor {
         })
     }
 
-    /// Shares the build cache through `repository` (a remote layer cache, as Kaniko's
-    /// `--cache-repo`), read and written with the registry client's credentials.
+    /// Shares the build cache through `repository`, when given (a remote layer cache, as
+    /// Kaniko's `--cache-repo`), read and written with the registry client's credentials.
     #[must_use]
-    pub fn with_cache_repository(mut self, repository: Repository) -> Self {
-        self.remote = Some(RemoteCache::new(repository));
+    pub fn with_cache_repository(mut self, repository: Option<Repository>) -> Self {
+        self.remote = repository.map(RemoteCache::new);
         self
     }
 
