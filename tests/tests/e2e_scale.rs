@@ -123,10 +123,15 @@ async fn two_hundred_builds_finish_and_never_more_than_ten_run_at_once() -> anyh
             cluster.diagnostics().await
         );
     }
-    // The limit was used, not merely respected by running one at a time.
+    // The limit holds for what the operator counts (builds holding a slot) and was used, not
+    // merely respected by running one at a time. Slots, not active pods: a build whose pod has
+    // finished holds its slot until its push is verified, so on a quiet machine the active pods
+    // can peak below the limit while every slot is taken (seen: 8 active, 10 held).
     ensure!(
-        summary.max_active == (CONCURRENCY as usize).min(count),
-        "at most {} pods ran at once; the queue never filled the {CONCURRENCY} slots",
+        summary.max_holding == (CONCURRENCY as usize).min(count),
+        "at most {} builds held a slot at once; the queue never filled the {CONCURRENCY} slots \
+         (at most {} pods active at once)",
+        summary.max_holding,
         summary.max_active
     );
     let duplicates = summary.duplicates();

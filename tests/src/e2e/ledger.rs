@@ -45,6 +45,11 @@ pub struct LedgerSummary {
     /// The most active pods one build had at once, and which build.
     pub max_active_per_build: usize,
     pub max_active_build: String,
+    /// The most ImageBuilds that held a concurrency slot at once: the status names a pod and the
+    /// phase is not final — what the operator's `--concurrency` counts. A build whose pod has
+    /// finished still holds its slot until the operator has verified the push and written the
+    /// final phase, so this can reach the limit while fewer pods are active.
+    pub max_holding: usize,
     /// Builder-pod events seen.
     pub events: usize,
     /// Every ImageBuild's status phases in commit order, one entry per change of
@@ -94,6 +99,8 @@ struct State {
     summary: LedgerSummary,
     /// Live pods by name: (build, active).
     live: HashMap<String, (String, bool)>,
+    /// ImageBuilds holding a slot now (see [`LedgerSummary::max_holding`]).
+    holding: std::collections::HashSet<String>,
 }
 
 /// Records builder pods of one namespace from the API server's commit stream. Stops on drop.
@@ -177,6 +184,13 @@ impl State {
         if seq.last() != Some(&entry) {
             seq.push(entry);
         }
+        let final_phase = matches!(phase, "Succeeded" | "Failed" | "Cancelled");
+        if status["podName"].is_string() && !final_phase && ev.type_ != EventType::Deleted {
+            self.holding.insert(ev.key.name.clone());
+        } else {
+            self.holding.remove(&ev.key.name);
+        }
+        self.summary.max_holding = self.summary.max_holding.max(self.holding.len());
     }
 
     fn record(&mut self, ev: &Event) {
